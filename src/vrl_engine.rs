@@ -1,0 +1,163 @@
+//! Runs the shipped VRL program through the `vrl` crate, the compiler and runtime Vector embeds.
+//!
+//! The program is compiled once; each row runs against a target shaped like the event Vector's
+//! `file` source produces (`{"message": <raw line>}`), in timezone UTC, exactly as the `remap`
+//! transform of `vector.toml` runs it.
+
+use std::sync::Arc;
+
+use vrl::compiler::runtime::{Runtime, Terminate};
+use vrl::compiler::{CompileConfig, Program, TargetValue, TimeZone, TypeState};
+use vrl::diagnostic::{Formatter, Note};
+use vrl::value::{KeyString, ObjectMap, Secrets, Value};
+
+use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
+
+/// The mapping program shipped with the product.
+pub const MAPPING_PROGRAM: &str = include_str!("../vrl/amplitude_to_posthog.vrl");
+
+/// Metadata field (`%amplitude_posthog.skipped`) in which the program names a skip's reason.
+const SKIP_METADATA: (&str, &str) = ("amplitude_posthog", "skipped");
+
+/// A VRL program that failed to compile, with VRL's own diagnostics.
+#[derive(Debug, thiserror::Error)]
+#[error("{rendered}")]
+pub struct VrlCompileError {
+    pub rendered: String,
+}
+
+/// A compiled VRL program, shareable between threads.
+#[derive(Clone)]
+pub struct VrlProgram {
+    program: Arc<Program>,
+    warnings: Arc<Vec<String>>,
+}
+
+impl VrlProgram {
+    /// Compiles the shipped mapping program.
+    pub fn mapping() -> Result<Self, VrlCompileError> {
+        Self::compile(MAPPING_PROGRAM)
+    }
+
+    /// Compiles `source` with the standard library Vector ships (pinned `vrl` crate).
+    pub fn compile(source: &str) -> Result<Self, VrlCompileError> {
+        let functions = vrl::stdlib::all();
+        let state = TypeState::default();
+        match vrl::compiler::compile_with_state(source, &functions, &state, CompileConfig::default()) {
+            Ok(result) => {
+                let warnings = result
+                    .warnings
+                    .iter()
+                    .map(|warning| Formatter::new(source, vec![warning.clone()]).to_string())
+                    .collect();
+                Ok(VrlProgram {
+                    program: Arc::new(result.program),
+                    warnings: Arc::new(warnings),
+                })
+            }
+            Err(diagnostics) => Err(VrlCompileError {
+                rendered: Formatter::new(source, diagnostics).to_string(),
+            }),
+        }
+    }
+
+    /// Compiler warnings, rendered by VRL's diagnostic formatter.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// A mapper with its own runtime state, for one worker thread.
+    pub fn mapper(&self) -> VrlMapper {
+        VrlMapper {
+            program: self.program.clone(),
+            runtime: Runtime::default(),
+            timezone: TimeZone::Named(chrono_tz::UTC),
+        }
+    }
+}
+
+/// Runs the program row by row; one per worker thread.
+pub struct VrlMapper {
+    program: Arc<Program>,
+    runtime: Runtime,
+    timezone: TimeZone,
+}
+
+impl VrlMapper {
+    /// Maps one raw input line (without its newline).
+    pub fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
+        let mut event = ObjectMap::new();
+        event.insert(KeyString::from("message"), Value::Bytes(bytes::Bytes::copy_from_slice(line)));
+        self.map_value(Value::Object(event))
+    }
+
+    /// Runs the program on an arbitrary event, as Vector's remap transform would.
+    pub fn map_value(&mut self, event: Value) -> MappingOutcome {
+        let mut target = TargetValue {
+            value: event,
+            metadata: Value::Object(ObjectMap::new()),
+            secrets: Secrets::default(),
+        };
+        let resolved = self.runtime.resolve(&mut target, &self.program, &self.timezone);
+        self.runtime.clear();
+        match resolved {
+            Ok(_) => outcome_from_target(target),
+            Err(Terminate::Error(error) | Terminate::Abort(error)) => {
+                MappingOutcome::Rejected(RejectReason::parse(&dropped_message(&error)))
+            }
+        }
+    }
+}
+
+/// The message Vector's remap puts in `metadata.dropped.message`: the user's message of an
+/// `assert`/`abort` when there is one, else the error's text.
+fn dropped_message(error: &vrl::compiler::ExpressionError) -> String {
+    use vrl::diagnostic::DiagnosticMessage;
+    error
+        .notes()
+        .iter()
+        .rev()
+        .find_map(|note| match note {
+            Note::UserErrorMessage(message) => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| error.to_string())
+}
+
+fn outcome_from_target(target: TargetValue) -> MappingOutcome {
+    match target.value {
+        Value::Array(events) if events.is_empty() => {
+            let reason = target
+                .metadata
+                .as_object()
+                .and_then(|metadata| metadata.get(SKIP_METADATA.0))
+                .and_then(|ours| ours.as_object())
+                .and_then(|ours| ours.get(SKIP_METADATA.1))
+                .and_then(|value| value.as_str().map(|text| text.into_owned()));
+            match reason.as_deref().and_then(SkipReason::parse) {
+                Some(reason) => MappingOutcome::Skipped(reason),
+                None => MappingOutcome::Rejected(RejectReason::Unexpected(format!(
+                    "program emitted no event without a skip reason (metadata: {reason:?})"
+                ))),
+            }
+        }
+        Value::Array(events) => {
+            let mut serialised = Vec::with_capacity(events.len());
+            for event in &events {
+                match serde_json::to_string(event) {
+                    Ok(json) => serialised.push(json),
+                    Err(error) => {
+                        return MappingOutcome::Rejected(RejectReason::Unexpected(format!(
+                            "event could not be serialised: {error}"
+                        )));
+                    }
+                }
+            }
+            MappingOutcome::Events(serialised)
+        }
+        other => MappingOutcome::Rejected(RejectReason::Unexpected(format!(
+            "program left a {} instead of an array of events",
+            other.kind_str()
+        ))),
+    }
+}
