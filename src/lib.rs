@@ -1,6 +1,16 @@
 //! Amplitude → PostHog migration: the mapping in its forms and the tools that operate a migration.
+//!
+//! - [`vrl_engine`]: the shipped VRL program run through the `vrl` crate, as Vector runs it.
+//! - [`engine`]: every form of the mapping behind one interface.
+//! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
+//! - [`generator`]: realistic, deterministic Amplitude exports.
 
+pub mod engine;
+pub mod generator;
+pub mod input;
+pub mod map_run;
 pub mod outcome;
+pub mod summary;
 pub mod vrl_engine;
 
 pub use outcome::{MappingOutcome, RejectReason, SkipReason};

@@ -21,7 +21,7 @@ const SKIP_METADATA: (&str, &str) = ("amplitude_posthog", "skipped");
 
 /// A VRL program that failed to compile, with VRL's own diagnostics.
 #[derive(Debug, thiserror::Error)]
-#[error("{rendered}")]
+#[error("the VRL program does not compile:\n{rendered}")]
 pub struct VrlCompileError {
     pub rendered: String,
 }

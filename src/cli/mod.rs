@@ -1,0 +1,38 @@
+//! The `amplitude-posthog` command line: argument parsing and dispatch to the library.
+
+mod generate;
+mod map;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "amplitude-posthog", version, about = "Migrate Amplitude export history to PostHog")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Map Amplitude export rows (JSON lines, plain or gzip) to PostHog events.
+    Map(map::MapArgs),
+    /// Generate a realistic, deterministic Amplitude export for tests and benchmarks.
+    Generate(generate::GenerateArgs),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Map(args) => map::run(args),
+        Command::Generate(args) => generate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("amplitude-posthog: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The forms of the mapping behind one interface, so every command can run any of them.
+
+use crate::outcome::MappingOutcome;
+use crate::vrl_engine::{VrlCompileError, VrlProgram};
+
+/// Which implementation of MAPPING.md maps the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    /// The shipped VRL program, run by the `vrl` crate exactly as Vector runs it.
+    Vrl,
+}
+
+/// Maps rows one at a time; each worker thread owns one.
+pub trait RowMapper: Send {
+    fn map_line(&mut self, line: &[u8]) -> MappingOutcome;
+}
+
+impl RowMapper for crate::vrl_engine::VrlMapper {
+    fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
+        crate::vrl_engine::VrlMapper::map_line(self, line)
+    }
+}
+
+/// A prepared engine (program compiled, module loaded) that hands out per-thread mappers.
+#[derive(Clone)]
+pub enum Engine {
+    Vrl(VrlProgram),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Vrl(#[from] VrlCompileError),
+}
+
+impl Engine {
+    pub fn load(kind: EngineKind) -> Result<Engine, EngineError> {
+        match kind {
+            EngineKind::Vrl => Ok(Engine::Vrl(VrlProgram::mapping()?)),
+        }
+    }
+
+    /// The VRL engine with a program other than the shipped one (a user's modified copy).
+    pub fn vrl_from_source(source: &str) -> Result<Engine, EngineError> {
+        Ok(Engine::Vrl(VrlProgram::compile(source)?))
+    }
+
+    pub fn mapper(&self) -> Box<dyn RowMapper> {
+        match self {
+            Engine::Vrl(program) => Box::new(program.mapper()),
+        }
+    }
+}
