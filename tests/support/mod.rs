@@ -1,0 +1,4 @@
+//! Test support shared by the integration tests (fixtures, generated corpora).
+#![allow(dead_code)]
+
+pub mod fixtures;
