@@ -45,6 +45,13 @@ impl Engine {
         Ok(Engine::Vrl(VrlProgram::compile(source)?))
     }
 
+    /// Compiler warnings of the program, rendered for the user.
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Engine::Vrl(program) => program.warnings(),
+        }
+    }
+
     pub fn mapper(&self) -> Box<dyn RowMapper> {
         match self {
             Engine::Vrl(program) => Box::new(program.mapper()),

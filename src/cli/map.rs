@@ -57,6 +57,9 @@ pub fn run(args: MapArgs) -> anyhow::Result<ExitCode> {
             Engine::vrl_from_source(&source)?
         }
     };
+    for warning in engine.warnings() {
+        eprintln!("{warning}");
+    }
     let mut rejects = match &args.rejects {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create the rejects file {}", path.display()))?,
