@@ -43,7 +43,11 @@ pub enum InputError {
     #[error("cannot open {path}: {source}")]
     Open { path: String, source: io::Error },
     #[error("cannot read {path} after line {line}: {source}")]
-    Read { path: String, line: u64, source: io::Error },
+    Read {
+        path: String,
+        line: u64,
+        source: io::Error,
+    },
 }
 
 /// Iterates over the lines of one input, without their `\n`. A last line without a
@@ -59,10 +63,12 @@ impl LineReader {
     pub fn open(source: InputSource) -> Result<Self, InputError> {
         let raw: Box<dyn Read + Send> = match &source {
             InputSource::Stdin => Box::new(io::stdin()),
-            InputSource::File(path) => Box::new(File::open(path).map_err(|error| InputError::Open {
-                path: path.display().to_string(),
-                source: error,
-            })?),
+            InputSource::File(path) => {
+                Box::new(File::open(path).map_err(|error| InputError::Open {
+                    path: path.display().to_string(),
+                    source: error,
+                })?)
+            }
         };
         let mut buffered = BufReader::with_capacity(256 * 1024, raw);
         let is_gzip = buffered
@@ -74,11 +80,18 @@ impl LineReader {
                 source: error,
             })?;
         let reader: Box<dyn BufRead + Send> = if is_gzip {
-            Box::new(BufReader::with_capacity(256 * 1024, MultiGzDecoder::new(buffered)))
+            Box::new(BufReader::with_capacity(
+                256 * 1024,
+                MultiGzDecoder::new(buffered),
+            ))
         } else {
             Box::new(buffered)
         };
-        Ok(LineReader { source, reader, line_number: 0 })
+        Ok(LineReader {
+            source,
+            reader,
+            line_number: 0,
+        })
     }
 
     pub fn source(&self) -> &InputSource {
@@ -89,11 +102,14 @@ impl LineReader {
     /// `None` at the end of the input.
     pub fn next_line(&mut self, buffer: &mut Vec<u8>) -> Result<Option<u64>, InputError> {
         buffer.clear();
-        let read = self.reader.read_until(b'\n', buffer).map_err(|error| InputError::Read {
-            path: self.source.display_name(),
-            line: self.line_number,
-            source: error,
-        })?;
+        let read = self
+            .reader
+            .read_until(b'\n', buffer)
+            .map_err(|error| InputError::Read {
+                path: self.source.display_name(),
+                line: self.line_number,
+                source: error,
+            })?;
         if read == 0 {
             return Ok(None);
         }

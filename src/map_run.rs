@@ -59,7 +59,9 @@ pub fn run_map(
             for (row, outcome) in block.iter().zip(&outcomes) {
                 summary.record(row.bytes.len(), outcome);
                 write_outcome(out, format, outcome)?;
-                if let (MappingOutcome::Rejected(reason), Some(sink)) = (outcome, rejects.as_deref_mut()) {
+                if let (MappingOutcome::Rejected(reason), Some(sink)) =
+                    (outcome, rejects.as_deref_mut())
+                {
                     write_dead_letter(sink, &file_name, row, reason.as_str())?;
                 }
             }
@@ -85,7 +87,10 @@ fn fill_block(reader: &mut LineReader, block: &mut Vec<Row>) -> Option<InputErro
     let mut filled = 0;
     while filled < BLOCK_ROWS {
         if block.len() == filled {
-            block.push(Row { line_number: 0, bytes: Vec::new() });
+            block.push(Row {
+                line_number: 0,
+                bytes: Vec::new(),
+            });
         }
         match reader.next_line(&mut block[filled].bytes) {
             Ok(Some(line_number)) => {
@@ -103,7 +108,11 @@ fn fill_block(reader: &mut LineReader, block: &mut Vec<Row>) -> Option<InputErro
     None
 }
 
-fn map_block(mappers: &mut [Box<dyn RowMapper>], block: &[Row], outcomes: &mut Vec<MappingOutcome>) {
+fn map_block(
+    mappers: &mut [Box<dyn RowMapper>],
+    block: &[Row],
+    outcomes: &mut Vec<MappingOutcome>,
+) {
     outcomes.clear();
     if mappers.len() == 1 || block.len() < 64 {
         outcomes.extend(block.iter().map(|row| mappers[0].map_line(&row.bytes)));
@@ -114,17 +123,27 @@ fn map_block(mappers: &mut [Box<dyn RowMapper>], block: &[Row], outcomes: &mut V
         let handles: Vec<_> = mappers
             .iter_mut()
             .zip(block.chunks(share))
-            .map(|(mapper, rows)| scope.spawn(move || rows.iter().map(|row| mapper.map_line(&row.bytes)).collect()))
+            .map(|(mapper, rows)| {
+                scope.spawn(move || rows.iter().map(|row| mapper.map_line(&row.bytes)).collect())
+            })
             .collect();
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
     outcomes.extend(results.into_iter().flatten());
 }
 
-fn write_outcome(out: &mut dyn Write, format: OutputFormat, outcome: &MappingOutcome) -> io::Result<()> {
+fn write_outcome(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    outcome: &MappingOutcome,
+) -> io::Result<()> {
     match format {
         OutputFormat::Results => {
             out.write_all(outcome.to_result_json().as_bytes())?;

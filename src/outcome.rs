@@ -63,7 +63,10 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 2] = [SkipReason::SessionMarker, SkipReason::GroupidentifyWithoutGroups];
+    pub const ALL: [SkipReason; 2] = [
+        SkipReason::SessionMarker,
+        SkipReason::GroupidentifyWithoutGroups,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,7 +76,9 @@ impl SkipReason {
     }
 
     pub fn parse(reason: &str) -> Option<SkipReason> {
-        SkipReason::ALL.into_iter().find(|known| known.as_str() == reason)
+        SkipReason::ALL
+            .into_iter()
+            .find(|known| known.as_str() == reason)
     }
 }
 
@@ -98,7 +103,8 @@ impl MappingOutcome {
     pub fn to_result_json(&self) -> String {
         match self {
             MappingOutcome::Events(events) => {
-                let mut out = String::with_capacity(12 + events.iter().map(|e| e.len() + 1).sum::<usize>());
+                let mut out =
+                    String::with_capacity(12 + events.iter().map(|e| e.len() + 1).sum::<usize>());
                 out.push_str("{\"events\":[");
                 for (index, event) in events.iter().enumerate() {
                     if index > 0 {
@@ -109,8 +115,12 @@ impl MappingOutcome {
                 out.push_str("]}");
                 out
             }
-            MappingOutcome::Skipped(reason) => format!("{{\"skipped\":{}}}", json_string(reason.as_str())),
-            MappingOutcome::Rejected(reason) => format!("{{\"rejected\":{}}}", json_string(reason.as_str())),
+            MappingOutcome::Skipped(reason) => {
+                format!("{{\"skipped\":{}}}", json_string(reason.as_str()))
+            }
+            MappingOutcome::Rejected(reason) => {
+                format!("{{\"rejected\":{}}}", json_string(reason.as_str()))
+            }
         }
     }
 }

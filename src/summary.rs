@@ -26,8 +26,12 @@ impl MapSummary {
                 self.mapped_rows += 1;
                 self.events += events.len() as u64;
             }
-            MappingOutcome::Skipped(reason) => *self.skipped.entry(reason.as_str().to_owned()).or_default() += 1,
-            MappingOutcome::Rejected(reason) => *self.rejected.entry(reason.as_str().to_owned()).or_default() += 1,
+            MappingOutcome::Skipped(reason) => {
+                *self.skipped.entry(reason.as_str().to_owned()).or_default() += 1
+            }
+            MappingOutcome::Rejected(reason) => {
+                *self.rejected.entry(reason.as_str().to_owned()).or_default() += 1
+            }
         }
     }
 
@@ -45,7 +49,10 @@ impl MapSummary {
     }
 
     pub fn report(&self, elapsed: Duration) -> SummaryReport<'_> {
-        SummaryReport { summary: self, elapsed }
+        SummaryReport {
+            summary: self,
+            elapsed,
+        }
     }
 }
 

@@ -43,7 +43,12 @@ impl VrlProgram {
     pub fn compile(source: &str) -> Result<Self, VrlCompileError> {
         let functions = vrl::stdlib::all();
         let state = TypeState::default();
-        match vrl::compiler::compile_with_state(source, &functions, &state, CompileConfig::default()) {
+        match vrl::compiler::compile_with_state(
+            source,
+            &functions,
+            &state,
+            CompileConfig::default(),
+        ) {
             Ok(result) => {
                 let warnings = result
                     .warnings
@@ -87,7 +92,10 @@ impl VrlMapper {
     /// Maps one raw input line (without its newline).
     pub fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
         let mut event = ObjectMap::new();
-        event.insert(KeyString::from("message"), Value::Bytes(bytes::Bytes::copy_from_slice(line)));
+        event.insert(
+            KeyString::from("message"),
+            Value::Bytes(bytes::Bytes::copy_from_slice(line)),
+        );
         self.map_value(Value::Object(event))
     }
 
@@ -98,7 +106,9 @@ impl VrlMapper {
             metadata: Value::Object(ObjectMap::new()),
             secrets: Secrets::default(),
         };
-        let resolved = self.runtime.resolve(&mut target, &self.program, &self.timezone);
+        let resolved = self
+            .runtime
+            .resolve(&mut target, &self.program, &self.timezone);
         self.runtime.clear();
         match resolved {
             Ok(_) => outcome_from_target(target),

@@ -16,8 +16,15 @@ fn stderr_of(output: &std::process::Output) -> String {
 
 /// Reads "rows N = mapped A + skipped B + rejected C; events E" from the summary.
 fn summary_numbers(stderr: &str) -> [u64; 5] {
-    let line = stderr.lines().find(|line| line.starts_with("rows ")).unwrap_or_else(|| panic!("no summary in {stderr}"));
-    let numbers: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().expect("number")).collect();
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with("rows "))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("number"))
+        .collect();
     [numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]]
 }
 
@@ -26,16 +33,36 @@ fn generate_then_map_accounts_for_every_row() {
     let dir = tempfile::tempdir().expect("tmp");
     let export = dir.path().join("export");
     let generated = cli()
-        .args(["generate", "--rows", "3000", "--seed", "9", "--broken-share", "0.02", "--days", "2", "--out"])
+        .args([
+            "generate",
+            "--rows",
+            "3000",
+            "--seed",
+            "9",
+            "--broken-share",
+            "0.02",
+            "--days",
+            "2",
+            "--out",
+        ])
         .arg(&export)
         .output()
         .expect("runs");
     assert!(generated.status.success(), "{}", stderr_of(&generated));
-    let mut files: Vec<_> = std::fs::read_dir(export.join("187520")).expect("project dir").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(export.join("187520"))
+        .expect("project dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     files.sort();
     let rejects = dir.path().join("rejects.jsonl");
 
-    let events = cli().arg("map").args(&files).arg("--rejects").arg(&rejects).output().expect("runs");
+    let events = cli()
+        .arg("map")
+        .args(&files)
+        .arg("--rejects")
+        .arg(&rejects)
+        .output()
+        .expect("runs");
     assert!(events.status.success(), "{}", stderr_of(&events));
     let [rows, mapped, skipped, rejected, event_count] = summary_numbers(&stderr_of(&events));
     assert_eq!(rows, 3000);
@@ -45,8 +72,16 @@ fn generate_then_map_accounts_for_every_row() {
     assert_eq!(stdout.lines().count() as u64, event_count);
     for line in stdout.lines() {
         let event: serde_json::Value = serde_json::from_str(line).expect("every line is an event");
-        assert!(event["uuid"].is_string() && event["timestamp"].is_string() && event["event"].is_string());
-        assert_eq!(serde_json::to_string(&event).expect("serialises"), line, "events are compact and key-sorted");
+        assert!(
+            event["uuid"].is_string()
+                && event["timestamp"].is_string()
+                && event["event"].is_string()
+        );
+        assert_eq!(
+            serde_json::to_string(&event).expect("serialises"),
+            line,
+            "events are compact and key-sorted"
+        );
     }
 
     // Dead letters name the file, the line and the reason, and carry the original row.
@@ -58,28 +93,71 @@ fn generate_then_map_accounts_for_every_row() {
         let line = record["line"].as_u64().expect("line") as usize;
         assert!(record["reason"].is_string() && record["row"].is_string());
         let mut original = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(std::fs::File::open(file).expect("exists")), &mut original).expect("gzip");
-        let original_line = original.split(|byte| *byte == b'\n').nth(line - 1).expect("line exists");
-        assert_eq!(String::from_utf8_lossy(original_line), record["row"].as_str().expect("row"));
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(file).expect("exists")),
+            &mut original,
+        )
+        .expect("gzip");
+        let original_line = original
+            .split(|byte| *byte == b'\n')
+            .nth(line - 1)
+            .expect("line exists");
+        assert_eq!(
+            String::from_utf8_lossy(original_line),
+            record["row"].as_str().expect("row")
+        );
     }
 
     // --format results: exactly one result per input line, in input order.
-    let results = cli().arg("map").args(&files).args(["--format", "results", "--threads", "2"]).output().expect("runs");
+    let results = cli()
+        .arg("map")
+        .args(&files)
+        .args(["--format", "results", "--threads", "2"])
+        .output()
+        .expect("runs");
     assert!(results.status.success());
     let results = String::from_utf8(results.stdout).expect("utf-8");
     assert_eq!(results.lines().count(), 3000);
-    assert_eq!(results.lines().filter(|line| line.starts_with("{\"rejected\":")).count() as u64, rejected);
+    assert_eq!(
+        results
+            .lines()
+            .filter(|line| line.starts_with("{\"rejected\":"))
+            .count() as u64,
+        rejected
+    );
 }
 
 #[test]
 fn threads_keep_the_output_order() {
     let dir = tempfile::tempdir().expect("tmp");
     let export = dir.path().join("export");
-    assert!(cli().args(["generate", "--rows", "10000", "--seed", "4", "--days", "1", "--out"]).arg(&export).status().expect("runs").success());
-    let mut files: Vec<_> = std::fs::read_dir(export.join("187520")).expect("dir").map(|e| e.expect("entry").path()).collect();
+    assert!(
+        cli()
+            .args([
+                "generate", "--rows", "10000", "--seed", "4", "--days", "1", "--out"
+            ])
+            .arg(&export)
+            .status()
+            .expect("runs")
+            .success()
+    );
+    let mut files: Vec<_> = std::fs::read_dir(export.join("187520"))
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     files.sort();
-    let one = cli().arg("map").args(&files).args(["--format", "results"]).output().expect("runs");
-    let four = cli().arg("map").args(&files).args(["--format", "results", "--threads", "4"]).output().expect("runs");
+    let one = cli()
+        .arg("map")
+        .args(&files)
+        .args(["--format", "results"])
+        .output()
+        .expect("runs");
+    let four = cli()
+        .arg("map")
+        .args(&files)
+        .args(["--format", "results", "--threads", "4"])
+        .output()
+        .expect("runs");
     assert!(one.status.success() && four.status.success());
     assert_eq!(one.stdout, four.stdout);
 }
@@ -103,10 +181,25 @@ fn reads_stdin_plain_and_multi_member_gzip_alike() {
     }
     std::fs::write(&gz_path, &bytes).expect("write");
 
-    let mut child = cli().args(["map", "--format", "results"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    child.stdin.take().expect("stdin").write_all(plain.as_bytes()).expect("write");
+    let mut child = cli()
+        .args(["map", "--format", "results"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(plain.as_bytes())
+        .expect("write");
     let from_stdin = child.wait_with_output().expect("runs");
-    let from_gzip = cli().args(["map", "--format", "results"]).arg(&gz_path).output().expect("runs");
+    let from_gzip = cli()
+        .args(["map", "--format", "results"])
+        .arg(&gz_path)
+        .output()
+        .expect("runs");
     assert!(from_stdin.status.success() && from_gzip.status.success());
     assert_eq!(from_stdin.stdout, from_gzip.stdout);
     let text = String::from_utf8(from_gzip.stdout).expect("utf-8");
@@ -116,7 +209,10 @@ fn reads_stdin_plain_and_multi_member_gzip_alike() {
 
 #[test]
 fn a_missing_file_is_a_one_line_error() {
-    let output = cli().args(["map", "/nonexistent/export.json.gz"]).output().expect("runs");
+    let output = cli()
+        .args(["map", "/nonexistent/export.json.gz"])
+        .output()
+        .expect("runs");
     assert!(!output.status.success());
     let stderr = stderr_of(&output);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
@@ -127,7 +223,11 @@ fn a_missing_file_is_a_one_line_error() {
 fn a_broken_gzip_fails_the_run_but_not_the_other_files() {
     let dir = tempfile::tempdir().expect("tmp");
     let good = dir.path().join("good.json");
-    std::fs::write(&good, "{\"event_type\":\"A\",\"user_id\":\"u\",\"event_time\":\"2024-07-06 12:34:56\"}\n").expect("write");
+    std::fs::write(
+        &good,
+        "{\"event_type\":\"A\",\"user_id\":\"u\",\"event_time\":\"2024-07-06 12:34:56\"}\n",
+    )
+    .expect("write");
     let broken = dir.path().join("broken.json.gz");
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(&vec![b'{'; 100_000]).expect("write");
@@ -135,17 +235,29 @@ fn a_broken_gzip_fails_the_run_but_not_the_other_files() {
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&broken, &bytes).expect("write");
 
-    let output = cli().arg("map").arg(&broken).arg(&good).args(["--format", "results"]).output().expect("runs");
+    let output = cli()
+        .arg("map")
+        .arg(&broken)
+        .arg(&good)
+        .args(["--format", "results"])
+        .output()
+        .expect("runs");
     assert!(!output.status.success());
     let stderr = stderr_of(&output);
     assert!(stderr.contains("broken.json.gz"), "{stderr}");
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    assert!(stdout.lines().any(|line| line.starts_with("{\"events\":")), "the good file was still mapped: {stdout}");
+    assert!(
+        stdout.lines().any(|line| line.starts_with("{\"events\":")),
+        "the good file was still mapped: {stdout}"
+    );
 }
 
 #[test]
 fn a_bad_flag_is_refused() {
-    let output = cli().args(["map", "--engine", "lua"]).output().expect("runs");
+    let output = cli()
+        .args(["map", "--engine", "lua"])
+        .output()
+        .expect("runs");
     assert!(!output.status.success());
     assert!(stderr_of(&output).contains("lua"));
 }

@@ -16,10 +16,19 @@ fn check_with_vrl(cases: &[GoldenCase]) {
     for case in cases {
         let got = mapper.map_line(&case.line).to_result_json();
         if got != case.expected {
-            failures.push(format!("{}::{}\n  expected {}\n  got      {}", case.file, case.name, case.expected, got));
+            failures.push(format!(
+                "{}::{}\n  expected {}\n  got      {}",
+                case.file, case.name, case.expected, got
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 macro_rules! golden_file {
@@ -73,7 +82,10 @@ fn every_fixture_file_is_covered_by_a_test() {
     .into_iter()
     .collect();
     for file in support::fixtures::fixture_files() {
-        assert!(covered.contains(file.as_str()), "{file} has no test in golden_mapping.rs");
+        assert!(
+            covered.contains(file.as_str()),
+            "{file} has no test in golden_mapping.rs"
+        );
     }
 }
 
@@ -81,15 +93,31 @@ fn every_fixture_file_is_covered_by_a_test() {
 fn fixtures_are_many_and_cover_every_reason() {
     let cases = load_all();
     assert!(cases.len() >= 80, "only {} golden cases", cases.len());
-    let names: BTreeSet<String> = cases.iter().map(|case| format!("{}::{}", case.file, case.name)).collect();
-    assert_eq!(names.len(), cases.len(), "case names must be unique per file");
-    for reason in RejectReason::CONTRACT.iter().filter(|reason| **reason != RejectReason::EventTooLarge) {
+    let names: BTreeSet<String> = cases
+        .iter()
+        .map(|case| format!("{}::{}", case.file, case.name))
+        .collect();
+    assert_eq!(
+        names.len(),
+        cases.len(),
+        "case names must be unique per file"
+    );
+    for reason in RejectReason::CONTRACT
+        .iter()
+        .filter(|reason| **reason != RejectReason::EventTooLarge)
+    {
         let expected = format!("{{\"rejected\":\"{}\"}}", reason.as_str());
-        assert!(cases.iter().any(|case| case.expected == expected), "no fixture is rejected with {reason}");
+        assert!(
+            cases.iter().any(|case| case.expected == expected),
+            "no fixture is rejected with {reason}"
+        );
     }
     for reason in SkipReason::ALL {
         let expected = format!("{{\"skipped\":\"{}\"}}", reason.as_str());
-        assert!(cases.iter().any(|case| case.expected == expected), "no fixture is skipped with {reason}");
+        assert!(
+            cases.iter().any(|case| case.expected == expected),
+            "no fixture is skipped with {reason}"
+        );
     }
     // event_too_large needs rows near 900 KB: see mapping_limits.rs.
 }
@@ -98,6 +126,10 @@ fn fixtures_are_many_and_cover_every_reason() {
 fn serde_json_sorts_object_keys_by_byte_order() {
     // The canonical form relies on serde_json's default (sorted) map; a dependency enabling
     // `preserve_order` would silently break every comparison.
-    let value: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":2,"$z":3,"Z":4}"#).expect("valid");
-    assert_eq!(serde_json::to_string(&value).expect("serialises"), r#"{"$z":3,"Z":4,"a":2,"b":1}"#);
+    let value: serde_json::Value =
+        serde_json::from_str(r#"{"b":1,"a":2,"$z":3,"Z":4}"#).expect("valid");
+    assert_eq!(
+        serde_json::to_string(&value).expect("serialises"),
+        r#"{"$z":3,"Z":4,"a":2,"b":1}"#
+    );
 }

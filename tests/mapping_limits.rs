@@ -10,12 +10,19 @@ use serde_json::{Value, json};
 const EVENT_LIMIT: usize = 900_000;
 
 fn map(line: &[u8]) -> MappingOutcome {
-    VrlProgram::mapping().expect("compiles").mapper().map_line(line)
+    VrlProgram::mapping()
+        .expect("compiles")
+        .mapper()
+        .map_line(line)
 }
 
 /// Weight of an event as §2 counts it: its bytes, with `"` and `\` counted twice.
 fn weight(event: &str) -> usize {
-    event.len() + event.bytes().filter(|byte| *byte == b'"' || *byte == b'\\').count()
+    event.len()
+        + event
+            .bytes()
+            .filter(|byte| *byte == b'"' || *byte == b'\\')
+            .count()
 }
 
 fn row_with_blob(blob: &str) -> Vec<u8> {
@@ -42,7 +49,10 @@ fn event_of_exactly_900000_weighted_bytes_is_accepted_and_one_more_is_rejected()
     let fill = EVENT_LIMIT - base;
     let at_limit = single_event(map(&row_with_blob(&"a".repeat(fill))));
     assert_eq!(weight(&at_limit), EVENT_LIMIT);
-    assert_eq!(map(&row_with_blob(&"a".repeat(fill + 1))), MappingOutcome::Rejected(RejectReason::EventTooLarge));
+    assert_eq!(
+        map(&row_with_blob(&"a".repeat(fill + 1))),
+        MappingOutcome::Rejected(RejectReason::EventTooLarge)
+    );
 }
 
 #[test]
@@ -52,9 +62,15 @@ fn quotes_and_backslashes_count_twice_toward_the_limit() {
     let quotes = (EVENT_LIMIT - base) / 4;
     let accepted = single_event(map(&row_with_blob(&"\"".repeat(quotes))));
     assert!(weight(&accepted) <= EVENT_LIMIT);
-    assert!(accepted.len() < 500_000, "the serialisation alone is far below the limit");
+    assert!(
+        accepted.len() < 500_000,
+        "the serialisation alone is far below the limit"
+    );
     let over = "\"".repeat(quotes + 1) + "aaaa";
-    assert_eq!(map(&row_with_blob(&over)), MappingOutcome::Rejected(RejectReason::EventTooLarge));
+    assert_eq!(
+        map(&row_with_blob(&over)),
+        MappingOutcome::Rejected(RejectReason::EventTooLarge)
+    );
 }
 
 #[test]
@@ -70,21 +86,41 @@ fn the_raw_line_shortcut_holds_for_the_most_amplifying_row() {
         "event_properties": {"[Amplitude] Element ID": id},
     }))
     .expect("serialises");
-    assert!(line.len() <= 80_000, "the row is under the shortcut's threshold: {}", line.len());
+    assert!(
+        line.len() <= 80_000,
+        "the row is under the shortcut's threshold: {}",
+        line.len()
+    );
     let event = single_event(map(&line));
-    assert!(weight(&event) <= EVENT_LIMIT, "weight {} exceeds the limit", weight(&event));
-    assert!(weight(&event) > 700_000, "the row really amplifies: weight {}", weight(&event));
+    assert!(
+        weight(&event) <= EVENT_LIMIT,
+        "weight {} exceeds the limit",
+        weight(&event)
+    );
+    assert!(
+        weight(&event) > 700_000,
+        "the row really amplifies: weight {}",
+        weight(&event)
+    );
 }
 
 #[test]
 fn json_nesting_beyond_serde_json_recursion_limit_is_invalid_json() {
-    let deep = |levels: usize| format!(
-        r#"{{"event_type":"x","user_id":"u","event_time":"2024-07-06 12:34:56","event_properties":{{"a":{}1{}}}}}"#,
-        "[".repeat(levels),
-        "]".repeat(levels)
+    let deep = |levels: usize| {
+        format!(
+            r#"{{"event_type":"x","user_id":"u","event_time":"2024-07-06 12:34:56","event_properties":{{"a":{}1{}}}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    assert!(matches!(
+        map(deep(100).as_bytes()),
+        MappingOutcome::Events(_)
+    ));
+    assert_eq!(
+        map(deep(200).as_bytes()),
+        MappingOutcome::Rejected(RejectReason::InvalidJson)
     );
-    assert!(matches!(map(deep(100).as_bytes()), MappingOutcome::Events(_)));
-    assert_eq!(map(deep(200).as_bytes()), MappingOutcome::Rejected(RejectReason::InvalidJson));
 }
 
 #[test]
@@ -100,7 +136,9 @@ fn an_already_parsed_row_maps_like_its_raw_line() {
         "event_properties": {"[Amplitude] Page URL": "https://example.com/"},
     });
     let program = VrlProgram::mapping().expect("compiles");
-    let from_line = program.mapper().map_line(&serde_json::to_vec(&row).expect("serialises"));
+    let from_line = program
+        .mapper()
+        .map_line(&serde_json::to_vec(&row).expect("serialises"));
     let parsed: vrl::value::Value = row.into();
     let from_object = program.mapper().map_value(parsed);
     assert_eq!(from_object, from_line);
@@ -110,21 +148,35 @@ fn an_already_parsed_row_maps_like_its_raw_line() {
 #[test]
 fn the_program_compiles_without_warnings() {
     let program = VrlProgram::mapping().unwrap_or_else(|error| panic!("{error}"));
-    assert!(program.warnings().is_empty(), "{}", program.warnings().join("\n"));
+    assert!(
+        program.warnings().is_empty(),
+        "{}",
+        program.warnings().join("\n")
+    );
 }
 
 /// The VRL program keeps its own copy of data/countries.tsv; they must agree line for line.
 #[test]
 fn the_vrl_country_table_equals_data_countries_tsv() {
-    let tsv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/countries.tsv")).expect("readable");
+    let tsv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/countries.tsv"))
+        .expect("readable");
     let expected: Vec<String> = tsv
         .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
         .map(|line| line.replace('\t', "\\t"))
         .collect();
-    let start = MAPPING_PROGRAM.find("country_table = \"\n").expect("the program has a country table") + "country_table = \"\n".len();
-    let end = start + MAPPING_PROGRAM[start..].find("\n\"").expect("the table ends");
-    let in_program: Vec<String> = MAPPING_PROGRAM[start..end].lines().map(str::to_owned).collect();
+    let start = MAPPING_PROGRAM
+        .find("country_table = \"\n")
+        .expect("the program has a country table")
+        + "country_table = \"\n".len();
+    let end = start
+        + MAPPING_PROGRAM[start..]
+            .find("\n\"")
+            .expect("the table ends");
+    let in_program: Vec<String> = MAPPING_PROGRAM[start..end]
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(in_program, expected);
 }
 
@@ -135,7 +187,8 @@ fn data_countries_tsv_is_the_shared_contract_copy() {
         eprintln!("../shared/countries.tsv is not beside this checkout; nothing to compare");
         return;
     };
-    let ours = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/countries.tsv")).expect("readable");
+    let ours = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/countries.tsv"))
+        .expect("readable");
     assert_eq!(ours, shared);
 }
 
@@ -143,8 +196,22 @@ fn data_countries_tsv_is_the_shared_contract_copy() {
 #[test]
 fn the_vrl_refused_id_table_lists_exactly_the_contract_ids() {
     let contract = [
-        "anonymous", "guest", "distinctid", "distinct_id", "id", "not_authenticated", "email", "undefined", "true",
-        "false", "null", "none", "nan", "0", "[object object]", "(none)",
+        "anonymous",
+        "guest",
+        "distinctid",
+        "distinct_id",
+        "id",
+        "not_authenticated",
+        "email",
+        "undefined",
+        "true",
+        "false",
+        "null",
+        "none",
+        "nan",
+        "0",
+        "[object object]",
+        "(none)",
     ];
     let mut expected: Vec<String> = Vec::new();
     for quote in ["", "'", "\""] {
@@ -152,9 +219,17 @@ fn the_vrl_refused_id_table_lists_exactly_the_contract_ids() {
             expected.push(format!("{quote}{id}{quote}"));
         }
     }
-    let line = MAPPING_PROGRAM.lines().find(|line| line.starts_with("refused_ids = ")).expect("the program has the table");
-    let literal: Value = serde_json::from_str(line.trim_start_matches("refused_ids = ")).expect("a string literal");
+    let line = MAPPING_PROGRAM
+        .lines()
+        .find(|line| line.starts_with("refused_ids = "))
+        .expect("the program has the table");
+    let literal: Value =
+        serde_json::from_str(line.trim_start_matches("refused_ids = ")).expect("a string literal");
     let table = literal.as_str().expect("a string");
-    let in_program: Vec<String> = table.trim_matches('|').split('|').map(str::to_owned).collect();
+    let in_program: Vec<String> = table
+        .trim_matches('|')
+        .split('|')
+        .map(str::to_owned)
+        .collect();
     assert_eq!(in_program, expected);
 }

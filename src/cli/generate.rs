@@ -42,7 +42,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         bail!("nothing to write: give --out DIR, --zip FILE or both");
     }
     if !(0.0..=1.0).contains(&args.broken_share) {
-        bail!("--broken-share must be between 0 and 1, got {}", args.broken_share);
+        bail!(
+            "--broken-share must be between 0 and 1, got {}",
+            args.broken_share
+        );
     }
     let config = GeneratorConfig {
         rows: args.rows,
@@ -52,7 +55,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         days: args.days.max(1),
         project_id: args.project,
     };
-    let layout = ExportLayout { out_dir: args.out.clone(), zip: args.zip.clone(), project_id: args.project, seed: args.seed };
+    let layout = ExportLayout {
+        out_dir: args.out.clone(),
+        zip: args.zip.clone(),
+        project_id: args.project,
+        seed: args.seed,
+    };
     let started = Instant::now();
     let files = write_export(&layout, Generator::new(config)).context("cannot write the export")?;
     let bytes: u64 = files.iter().map(|file| file.bytes).sum();

@@ -14,7 +14,8 @@ use amplitude_posthog::map_run::{OutputFormat, run_map};
 
 #[derive(Debug, clap::Args)]
 pub struct MapArgs {
-    /// Export files (JSON lines, plain or gzip, multi-member gzip included); `-` or none: stdin.
+    /// Export files (JSON lines, plain or gzip, multi-member gzip included) or directories
+    /// (their `*.json.gz` and `*.json` files, recursively, in name order); `-` or none: stdin.
     pub inputs: Vec<PathBuf>,
     /// Which form of the mapping runs.
     #[arg(long, value_enum, default_value = "vrl")]
@@ -36,24 +37,57 @@ pub struct MapArgs {
     pub threads: u16,
 }
 
-pub fn run(args: MapArgs) -> anyhow::Result<ExitCode> {
-    let inputs: Vec<InputSource> = if args.inputs.is_empty() {
-        vec![InputSource::Stdin]
-    } else {
-        args.inputs.iter().map(|path| InputSource::from_arg(path)).collect()
-    };
-    // Fail before mapping anything when an input does not exist.
-    for input in &inputs {
-        if let InputSource::File(path) = input {
-            if !path.is_file() {
-                bail!("input {} does not exist or is not a file", path.display());
+/// Files as given, directories expanded to their export files. Fails before mapping anything
+/// when an input does not exist.
+fn expand_inputs(args: &[PathBuf]) -> anyhow::Result<Vec<InputSource>> {
+    let mut inputs = Vec::new();
+    for arg in args {
+        match InputSource::from_arg(arg) {
+            InputSource::Stdin => inputs.push(InputSource::Stdin),
+            InputSource::File(path) if path.is_dir() => {
+                let found = export_files_under(&path)
+                    .with_context(|| format!("cannot list {}", path.display()))?;
+                inputs.extend(found.into_iter().map(InputSource::File));
+            }
+            InputSource::File(path) if path.is_file() => inputs.push(InputSource::File(path)),
+            InputSource::File(path) => {
+                bail!("input {} does not exist or is not a file", path.display())
             }
         }
     }
+    Ok(inputs)
+}
+
+fn export_files_under(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(".json.gz")
+                || path.extension().is_some_and(|ext| ext == "json")
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn run(args: MapArgs) -> anyhow::Result<ExitCode> {
+    let inputs = if args.inputs.is_empty() {
+        vec![InputSource::Stdin]
+    } else {
+        expand_inputs(&args.inputs)?
+    };
     let engine = match (&args.program, args.engine) {
         (None, kind) => Engine::load(kind)?,
         (Some(path), EngineKind::Vrl) => {
-            let source = std::fs::read_to_string(path).with_context(|| format!("cannot read the VRL program {}", path.display()))?;
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the VRL program {}", path.display()))?;
             Engine::vrl_from_source(&source)?
         }
     };
@@ -61,16 +95,17 @@ pub fn run(args: MapArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{warning}");
     }
     let mut rejects = match &args.rejects {
-        Some(path) => Some(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create the rejects file {}", path.display()))?,
-        )),
+        Some(path) => Some(BufWriter::new(File::create(path).with_context(|| {
+            format!("cannot create the rejects file {}", path.display())
+        })?)),
         None => None,
     };
     let stdout = io::stdout();
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::with_capacity(
             1 << 20,
-            File::create(path).with_context(|| format!("cannot create the output file {}", path.display()))?,
+            File::create(path)
+                .with_context(|| format!("cannot create the output file {}", path.display()))?,
         )),
         None => Box::new(BufWriter::with_capacity(1 << 20, stdout.lock())),
     };

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "amplitude-posthog", version, about = "Migrate Amplitude export history to PostHog")]
+#[command(
+    name = "amplitude-posthog",
+    version,
+    about = "Migrate Amplitude export history to PostHog"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -24,7 +24,8 @@ pub fn break_row(rng: &mut impl Rng, mut row: GeneratedRow) -> GeneratedRow {
             _ => b"null".to_vec(),
         },
         _ => {
-            let mut object: serde_json::Map<String, Value> = serde_json::from_slice(&row.line).unwrap_or_default();
+            let mut object: serde_json::Map<String, Value> =
+                serde_json::from_slice(&row.line).unwrap_or_default();
             // A marker or group row would be skipped before these checks run.
             object.insert("event_type".into(), json!("Broken Event"));
             match reason {
@@ -36,7 +37,10 @@ pub fn break_row(rng: &mut impl Rng, mut row: GeneratedRow) -> GeneratedRow {
                     };
                 }
                 RejectReason::NoIdentity => {
-                    object.insert("user_id".into(), json!(["undefined", "null", "", " "][rng.random_range(0..4)]));
+                    object.insert(
+                        "user_id".into(),
+                        json!(["undefined", "null", "", " "][rng.random_range(0..4)]),
+                    );
                     object.insert("device_id".into(), Value::Null);
                     if rng.random_bool(0.5) {
                         object.remove("amplitude_id");
@@ -45,7 +49,12 @@ pub fn break_row(rng: &mut impl Rng, mut row: GeneratedRow) -> GeneratedRow {
                     }
                 }
                 RejectReason::BadTimestamp => {
-                    for field in ["event_time", "client_event_time", "server_received_time", "server_upload_time"] {
+                    for field in [
+                        "event_time",
+                        "client_event_time",
+                        "server_received_time",
+                        "server_upload_time",
+                    ] {
                         match rng.random_range(0..4) {
                             0 => object.remove(field),
                             1 => object.insert(field.into(), json!("2024-13-01 00:00:00")),

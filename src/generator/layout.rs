@@ -53,11 +53,17 @@ struct Partition {
 }
 
 /// Writes rows (in upload order) and returns the files written, in order.
-pub fn write_export(layout: &ExportLayout, rows: impl Iterator<Item = GeneratedRow>) -> io::Result<Vec<WrittenFile>> {
+pub fn write_export(
+    layout: &ExportLayout,
+    rows: impl Iterator<Item = GeneratedRow>,
+) -> io::Result<Vec<WrittenFile>> {
     let mut rng = ChaCha8Rng::seed_from_u64(layout.seed ^ 0x5eed_1a70_u64);
     let mut zip = match &layout.zip {
         Some(path) => {
-            if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            if let Some(parent) = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+            {
                 fs::create_dir_all(parent)?;
             }
             Some(zip::ZipWriter::new(BufWriter::new(File::create(path)?)))
@@ -67,7 +73,12 @@ pub fn write_export(layout: &ExportLayout, rows: impl Iterator<Item = GeneratedR
     let mut written = Vec::new();
     let mut current: Option<OpenHour> = None;
     for row in rows {
-        let hour = row.upload_time.with_minute(0).and_then(|t| t.with_second(0)).and_then(|t| t.with_nanosecond(0)).unwrap_or(row.upload_time);
+        let hour = row
+            .upload_time
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(row.upload_time);
         if current.as_ref().map(|open| open.hour) != Some(hour) {
             if let Some(done) = current.take() {
                 finish_hour(layout, done, zip.as_mut(), &mut written)?;
@@ -109,7 +120,11 @@ fn open_hour(rng: &mut ChaCha8Rng, project_id: u64, hour: DateTime<Utc>) -> Open
     let partitions = numbers
         .into_iter()
         .map(|number| Partition {
-            member: format!("{project_id}/{project_id}_{}_{}#{number}.json.gz", hour.format("%Y-%m-%d"), hour.hour()),
+            member: format!(
+                "{project_id}/{project_id}_{}_{}#{number}.json.gz",
+                hour.format("%Y-%m-%d"),
+                hour.hour()
+            ),
             // Level 1: generation speed matters more than a few percent of disk.
             gzip: GzEncoder::new(Vec::new(), Compression::fast()),
             rows: 0,
@@ -126,7 +141,11 @@ fn finish_hour<W: Write + io::Seek>(
     written: &mut Vec<WrittenFile>,
 ) -> io::Result<()> {
     let mut files: BTreeMap<String, (Vec<u8>, u64)> = BTreeMap::new();
-    for partition in hour.partitions.into_iter().filter(|partition| partition.rows > 0) {
+    for partition in hour
+        .partitions
+        .into_iter()
+        .filter(|partition| partition.rows > 0)
+    {
         // Half the members end without a newline, as Amplitude's sometimes do; the fix is a
         // second member holding "\n" (decided by row count, so it is deterministic).
         let mut gzip = partition.gzip;
@@ -150,10 +169,15 @@ fn finish_hour<W: Write + io::Seek>(
             let options = zip::write::SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Stored)
                 .last_modified_time(zip::DateTime::default());
-            zip.start_file(member.as_str(), options).map_err(io::Error::other)?;
+            zip.start_file(member.as_str(), options)
+                .map_err(io::Error::other)?;
             zip.write_all(&bytes)?;
         }
-        written.push(WrittenFile { member, rows, bytes: bytes.len() as u64 });
+        written.push(WrittenFile {
+            member,
+            rows,
+            bytes: bytes.len() as u64,
+        });
     }
     Ok(())
 }

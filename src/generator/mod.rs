@@ -87,7 +87,11 @@ impl Generator {
     pub fn new(config: GeneratorConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let population = Population::new(&mut rng, config.rows);
-        let start = config.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let start = config
+            .start
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
         let span_ms = i64::from(config.days.max(1)) * 86_400_000 - 1;
         let mut generator = Generator {
             config,
@@ -113,7 +117,8 @@ impl Generator {
     fn upload_time(&mut self) -> DateTime<Utc> {
         // Upload times advance evenly over the configured days, with jitter that never
         // reorders rows across hours more than Amplitude itself would.
-        let base = (self.span_ms as f64 * self.produced as f64 / self.config.rows.max(1) as f64) as i64;
+        let base =
+            (self.span_ms as f64 * self.produced as f64 / self.config.rows.max(1) as f64) as i64;
         self.start + Duration::milliseconds(base)
     }
 }
@@ -127,7 +132,9 @@ impl Iterator for Generator {
         }
         let upload_time = self.upload_time();
         self.produced += 1;
-        let broken = self.rng.random_bool(self.config.broken_share.clamp(0.0, 1.0));
+        let broken = self
+            .rng
+            .random_bool(self.config.broken_share.clamp(0.0, 1.0));
         let index = self.rng.random_range(0..self.sessions.len());
         let mut generated = rows::next_row(
             &mut self.rng,

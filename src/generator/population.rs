@@ -72,9 +72,32 @@ pub struct Population {
     pub devices: Vec<Device>,
 }
 
-const BROWSERS: &[(&str, &str)] = &[("Chrome", "126"), ("Chrome", "126.0.6478"), ("Safari", "17.4.1"), ("Firefox", "127.0"), ("Edge", "125"), ("Safari", "17.10"), ("Opera", "beta")];
-const WEB_FAMILIES: &[&str] = &["Mac OS", "Windows", "Mac OS X", "Windows 10", "Linux", "Ubuntu", "Chrome OS", "iOS", "Android", "Apple iPad"];
-const IOS_MODELS: &[(&str, &str)] = &[("Apple iPhone", "iPhone 12"), ("Apple iPhone", "iPhone15,2"), ("Apple iPad", "iPad13,4")];
+const BROWSERS: &[(&str, &str)] = &[
+    ("Chrome", "126"),
+    ("Chrome", "126.0.6478"),
+    ("Safari", "17.4.1"),
+    ("Firefox", "127.0"),
+    ("Edge", "125"),
+    ("Safari", "17.10"),
+    ("Opera", "beta"),
+];
+const WEB_FAMILIES: &[&str] = &[
+    "Mac OS",
+    "Windows",
+    "Mac OS X",
+    "Windows 10",
+    "Linux",
+    "Ubuntu",
+    "Chrome OS",
+    "iOS",
+    "Android",
+    "Apple iPad",
+];
+const IOS_MODELS: &[(&str, &str)] = &[
+    ("Apple iPhone", "iPhone 12"),
+    ("Apple iPhone", "iPhone15,2"),
+    ("Apple iPad", "iPad13,4"),
+];
 const ANDROID_MODELS: &[(&str, &str, &str)] = &[
     ("OnePlus Phone", "ONEPLUS A6003", "OnePlus"),
     ("Samsung Galaxy Tab", "SM-T870", "samsung"),
@@ -87,7 +110,15 @@ const APP_VERSIONS: &[&str] = &["2.13.1", "3.0.0", "3.1.4"];
 fn uuid_v4(rng: &mut impl Rng) -> String {
     let bytes: [u8; 16] = rng.random();
     let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("{}-{}-4{}-{}{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], ["8", "9", "a", "b"][usize::from(bytes[8] & 3)], &hex[17..20], &hex[20..32])
+    format!(
+        "{}-{}-4{}-{}{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        ["8", "9", "a", "b"][usize::from(bytes[8] & 3)],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 impl Population {
@@ -106,13 +137,20 @@ impl Population {
             users.push(User {
                 id,
                 numeric,
-                company: rng.random_bool(0.4).then(|| rng.random_range(0..text::COMPANIES.len())),
+                company: rng
+                    .random_bool(0.4)
+                    .then(|| rng.random_range(0..text::COMPANIES.len())),
                 plan: text::PLANS.choose(rng).copied().unwrap_or("free"),
-                utm_source: rng.random_bool(0.5).then(|| text::UTM_SOURCES.choose(rng).copied().unwrap_or("google")),
+                utm_source: rng
+                    .random_bool(0.5)
+                    .then(|| text::UTM_SOURCES.choose(rng).copied().unwrap_or("google")),
                 email: format!("person{index}@example.org"),
             });
         }
-        let mut population = Population { users, devices: Vec::new() };
+        let mut population = Population {
+            users,
+            devices: Vec::new(),
+        };
         // Each user owns one to three devices; a few devices are shared by two users; some
         // devices never log in at all.
         for user in 0..user_count {
@@ -155,7 +193,11 @@ impl Population {
                 (family, model, "Apple")
             }
             Source::Android => *ANDROID_MODELS.choose(rng).unwrap_or(&ANDROID_MODELS[0]),
-            _ => (WEB_FAMILIES.choose(rng).copied().unwrap_or("Windows"), "", ""),
+            _ => (
+                WEB_FAMILIES.choose(rng).copied().unwrap_or("Windows"),
+                "",
+                "",
+            ),
         };
         let os_version = match source {
             Source::Ios => IOS_VERSIONS.choose(rng).copied().unwrap_or("17.4.1"),
@@ -171,7 +213,13 @@ impl Population {
             current_user: None,
             installed: false,
             place,
-            ip: format!("{}.{}.{}.{}", rng.random_range(1..224), rng.random_range(0..256), rng.random_range(0..256), rng.random_range(1..255)),
+            ip: format!(
+                "{}.{}.{}.{}",
+                rng.random_range(1..224),
+                rng.random_range(0..256),
+                rng.random_range(0..256),
+                rng.random_range(1..255)
+            ),
             browser: *BROWSERS.choose(rng).unwrap_or(&BROWSERS[0]),
             family,
             model,
@@ -190,10 +238,15 @@ impl Population {
         let started = now - Duration::milliseconds(rng.random_range(0..120_000));
         Session {
             device,
-            session_id: if source == Source::HttpApi { -1 } else { started.timestamp_millis() },
+            session_id: if source == Source::HttpApi {
+                -1
+            } else {
+                started.timestamp_millis()
+            },
             planned: rng.random_range(2..40),
             emitted: 0,
-            with_markers: matches!(source, Source::Web | Source::Ios | Source::Android) && rng.random_bool(0.4),
+            with_markers: matches!(source, Source::Web | Source::Ios | Source::Android)
+                && rng.random_bool(0.4),
             event_counter: rng.random_range(1..5000),
         }
     }

@@ -12,7 +12,9 @@ pub struct RowObject {
 
 impl RowObject {
     pub fn new() -> Self {
-        RowObject { fields: Vec::with_capacity(40) }
+        RowObject {
+            fields: Vec::with_capacity(40),
+        }
     }
 
     /// Sets a field, replacing an existing one in place.

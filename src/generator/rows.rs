@@ -38,12 +38,33 @@ pub fn next_row(
             ("$identify".to_owned(), json!({}), true)
         } else if session.with_markers && first {
             intent = Intent::Skip(SkipReason::SessionMarker);
-            (pick(rng, &["session_start", "session_start", "[Amplitude] Start Session"]).to_owned(), json!({}), false)
+            (
+                pick(
+                    rng,
+                    &[
+                        "session_start",
+                        "session_start",
+                        "[Amplitude] Start Session",
+                    ],
+                )
+                .to_owned(),
+                json!({}),
+                false,
+            )
         } else if session.with_markers && last {
             intent = Intent::Skip(SkipReason::SessionMarker);
-            (pick(rng, &["session_end", "session_end", "[Amplitude] End Session"]).to_owned(), json!({}), false)
+            (
+                pick(
+                    rng,
+                    &["session_end", "session_end", "[Amplitude] End Session"],
+                )
+                .to_owned(),
+                json!({}),
+                false,
+            )
         } else {
-            let (name, props) = choose_event(rng, device.source, !device.installed, session.event_counter);
+            let (name, props) =
+                choose_event(rng, device.source, !device.installed, session.event_counter);
             device.installed = true;
             (name, props, false)
         }
@@ -55,10 +76,34 @@ pub fn next_row(
     let mut row = RowObject::new();
 
     // Identity, with the quirks real exports have.
-    row.set("$insert_id", insert_id(rng, device.source, &event_type, session.event_counter));
-    row.set("$schema", if rng.random_bool(0.3) { json!(12) } else { Value::Null });
-    row.set("amplitude_id", if rng.random_bool(0.01) { json!(format!(" {} ", device.amplitude_id)) } else { json!(device.amplitude_id) });
-    row.set("app", if rng.random_bool(0.005) { json!(project_id.to_string()) } else { json!(project_id) });
+    row.set(
+        "$insert_id",
+        insert_id(rng, device.source, &event_type, session.event_counter),
+    );
+    row.set(
+        "$schema",
+        if rng.random_bool(0.3) {
+            json!(12)
+        } else {
+            Value::Null
+        },
+    );
+    row.set(
+        "amplitude_id",
+        if rng.random_bool(0.01) {
+            json!(format!(" {} ", device.amplitude_id))
+        } else {
+            json!(device.amplitude_id)
+        },
+    );
+    row.set(
+        "app",
+        if rng.random_bool(0.005) {
+            json!(project_id.to_string())
+        } else {
+            json!(project_id)
+        },
+    );
     let user_id: Value = match user {
         None => Value::Null,
         Some(_) if rng.random_bool(0.01) => json!(pick(rng, text::REFUSED_IDS)),
@@ -66,50 +111,123 @@ pub fn next_row(
         Some(user) if user.numeric => json!(user.id.parse::<i64>().unwrap_or(0)),
         Some(user) => json!(user.id),
     };
-    let device_id: Value = if device.source == Source::HttpApi && user.is_some() && rng.random_bool(0.5) {
-        Value::Null
-    } else if rng.random_bool(0.003) {
-        json!(pick(rng, text::REFUSED_IDS))
-    } else {
-        json!(device.id)
-    };
+    let device_id: Value =
+        if device.source == Source::HttpApi && user.is_some() && rng.random_bool(0.5) {
+            Value::Null
+        } else if rng.random_bool(0.003) {
+            json!(pick(rng, text::REFUSED_IDS))
+        } else {
+            json!(device.id)
+        };
     row.set("user_id", user_id);
     row.set("device_id", device_id);
     row.set("uuid", row_uuid(rng, upload_time));
     row.set("event_type", event_type.as_str());
-    row.set("event_id", if rng.random_bool(0.01) { json!(session.event_counter.to_string()) } else { json!(session.event_counter) });
-    row.set("session_id", if rng.random_bool(0.005) { json!(session.session_id.to_string()) } else { json!(session.session_id) });
+    row.set(
+        "event_id",
+        if rng.random_bool(0.01) {
+            json!(session.event_counter.to_string())
+        } else {
+            json!(session.event_counter)
+        },
+    );
+    row.set(
+        "session_id",
+        if rng.random_bool(0.005) {
+            json!(session.session_id.to_string())
+        } else {
+            json!(session.session_id)
+        },
+    );
 
     // Time fields: the main one in one of the variants exports contain.
     let (event_time_value, client_time_value) = time_variants(rng, event_time);
     row.set("event_time", event_time_value);
     row.set("client_event_time", client_time_value);
-    row.set("client_upload_time", format_time(upload_time - Duration::milliseconds(rng.random_range(50..900))));
-    row.set("server_received_time", format_time(upload_time - Duration::milliseconds(rng.random_range(1..50))));
+    row.set(
+        "client_upload_time",
+        format_time(upload_time - Duration::milliseconds(rng.random_range(50..900))),
+    );
+    row.set(
+        "server_received_time",
+        format_time(upload_time - Duration::milliseconds(rng.random_range(1..50))),
+    );
     row.set("server_upload_time", format_time(upload_time));
-    row.set("processed_time", format_time(upload_time + Duration::seconds(rng.random_range(1..30))));
+    row.set(
+        "processed_time",
+        format_time(upload_time + Duration::seconds(rng.random_range(1..30))),
+    );
 
     // Platform and device fields, reused per platform the way Amplitude does.
     match device.source {
         Source::Web | Source::Segment => {
-            row.set("platform", if device.source == Source::Web { json!("Web") } else { Value::Null });
-            row.set("library", if device.source == Source::Web { json!(pick(rng, &["amplitude-ts/2.11.0", "amplitude-js/8.21.9", "amplitude-ts/2.7.4"])) } else { json!("segment") });
+            row.set(
+                "platform",
+                if device.source == Source::Web {
+                    json!("Web")
+                } else {
+                    Value::Null
+                },
+            );
+            row.set(
+                "library",
+                if device.source == Source::Web {
+                    json!(pick(
+                        rng,
+                        &[
+                            "amplitude-ts/2.11.0",
+                            "amplitude-js/8.21.9",
+                            "amplitude-ts/2.7.4"
+                        ]
+                    ))
+                } else {
+                    json!("segment")
+                },
+            );
             row.set("os_name", device.browser.0);
-            row.set("os_version", if rng.random_bool(0.02) { json!(126) } else { json!(device.browser.1) });
+            row.set(
+                "os_version",
+                if rng.random_bool(0.02) {
+                    json!(126)
+                } else {
+                    json!(device.browser.1)
+                },
+            );
             row.set("device_family", device.family);
-            row.set("device_type", if rng.random_bool(0.5) { json!(device.family) } else { Value::Null });
+            row.set(
+                "device_type",
+                if rng.random_bool(0.5) {
+                    json!(device.family)
+                } else {
+                    Value::Null
+                },
+            );
             row.set("device_model", Value::Null);
         }
         Source::Ios | Source::Android => {
             let ios = device.source == Source::Ios;
             row.set("platform", if ios { "iOS" } else { "Android" });
-            row.set("library", if ios { "amplitude-swift/1.4.0" } else { "amplitude-android/2.9.2" });
+            row.set(
+                "library",
+                if ios {
+                    "amplitude-swift/1.4.0"
+                } else {
+                    "amplitude-android/2.9.2"
+                },
+            );
             row.set("os_name", if ios { "ios" } else { "android" });
             row.set("os_version", device.os_version);
             row.set("device_family", device.family);
             row.set("device_type", device.model);
             row.set("device_model", device.model);
-            row.set("device_manufacturer", if rng.random_bool(0.2) { Value::Null } else { json!(device.manufacturer) });
+            row.set(
+                "device_manufacturer",
+                if rng.random_bool(0.2) {
+                    Value::Null
+                } else {
+                    json!(device.manufacturer)
+                },
+            );
             row.set("device_brand", device.manufacturer);
             row.set("device_carrier", device.carrier);
             row.set("version_name", device.app_version);
@@ -124,7 +242,14 @@ pub fn next_row(
     }
 
     // Geography, as Amplitude resolved it.
-    row.set("country", if rng.random_bool(0.05) { Value::Null } else { json!(place.country) });
+    row.set(
+        "country",
+        if rng.random_bool(0.05) {
+            Value::Null
+        } else {
+            json!(place.country)
+        },
+    );
     row.set("region", place.region);
     row.set("city", place.city);
     row.set("dma", place.dma.map_or(Value::Null, |dma| json!(dma)));
@@ -136,20 +261,32 @@ pub fn next_row(
     };
     row.set("location_lat", lat);
     row.set("location_lng", lng);
-    row.set("ip_address", if rng.random_bool(0.1) { Value::Null } else { json!(device.ip) });
-    row.set("paying", match rng.random_range(0..20) {
-        0 => json!(true),
-        1 => json!("true"),
-        2 => json!(1),
-        3 => json!("0"),
-        4 => json!(false),
-        5 => json!("maybe"),
-        _ => Value::Null,
-    });
+    row.set(
+        "ip_address",
+        if rng.random_bool(0.1) {
+            Value::Null
+        } else {
+            json!(device.ip)
+        },
+    );
+    row.set(
+        "paying",
+        match rng.random_range(0..20) {
+            0 => json!(true),
+            1 => json!("true"),
+            2 => json!(1),
+            3 => json!("0"),
+            4 => json!(false),
+            5 => json!("maybe"),
+            _ => Value::Null,
+        },
+    );
     row.set("is_attribution_event", false);
 
     // Properties.
-    let groups = user.and_then(|user| user.company).map(|company| text::COMPANIES[company]);
+    let groups = user
+        .and_then(|user| user.company)
+        .map(|company| text::COMPANIES[company]);
     if event_type == "$groupidentify" {
         let (groups_value, group_properties, empty) = group_identify(rng, groups);
         if empty {
@@ -160,13 +297,32 @@ pub fn next_row(
         row.set("event_properties", json!({}));
         row.set("user_properties", json!({}));
     } else {
-        row.set("event_properties", if rng.random_bool(0.003) { json!("x") } else { event_properties });
-        row.set("user_properties", user_properties(rng, user.map(|user| (user.plan, user.utm_source, user.email.as_str())), login));
+        row.set(
+            "event_properties",
+            if rng.random_bool(0.003) {
+                json!("x")
+            } else {
+                event_properties
+            },
+        );
+        row.set(
+            "user_properties",
+            user_properties(
+                rng,
+                user.map(|user| (user.plan, user.utm_source, user.email.as_str())),
+                login,
+            ),
+        );
         match groups {
-            Some(company) if rng.random_bool(0.1) => row.set("groups", json!({ "company": company })),
+            Some(company) if rng.random_bool(0.1) => {
+                row.set("groups", json!({ "company": company }))
+            }
             Some(company) => {
                 row.set("groups", json!({ "company": [company] }));
-                row.set("group_properties", json!({ "company": { company: { "plan": "enterprise", "seats": 40 } } }));
+                row.set(
+                    "group_properties",
+                    json!({ "company": { company: { "plan": "enterprise", "seats": 40 } } }),
+                );
             }
             None => {
                 row.set("groups", json!({}));
@@ -188,7 +344,11 @@ pub fn next_row(
         1 => row.rotate(rng.random_range(1..40)),
         _ => {}
     }
-    GeneratedRow { line: row.to_line(), upload_time, intent }
+    GeneratedRow {
+        line: row.to_line(),
+        upload_time,
+        intent,
+    }
 }
 
 fn pick<'a>(rng: &mut impl Rng, items: &[&'a str]) -> &'a str {
@@ -217,12 +377,23 @@ fn time_variants(rng: &mut impl Rng, time: DateTime<Utc>) -> (Value, Value) {
         89..=91 => json!(time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
         92..=93 => {
             let offset = FixedOffset::east_opt(2 * 3600).expect("valid offset");
-            json!(time.with_timezone(&offset).format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string())
+            json!(
+                time.with_timezone(&offset)
+                    .format("%Y-%m-%dT%H:%M:%S%.6f%:z")
+                    .to_string()
+            )
         }
         94..=95 => json!(time.format("%Y-%m-%d %H:%M:%S%.9f").to_string()),
         96..=97 => Value::Null,
         // Garbage in event_time: the client time is used instead.
-        _ => json!(pick(rng, &["2024-02-30 10:00:00.000000", "yesterday", "2024-07-06 24:00:00"])),
+        _ => json!(pick(
+            rng,
+            &[
+                "2024-02-30 10:00:00.000000",
+                "yesterday",
+                "2024-07-06 24:00:00"
+            ]
+        )),
     };
     (event_time, json!(standard))
 }
@@ -232,7 +403,11 @@ fn insert_id(rng: &mut impl Rng, source: Source, event_type: &str, counter: i64)
         _ if rng.random_bool(0.05) => Value::Null,
         Source::Segment => json!(format!("ajs-next-{:x}", rng.random::<u64>())),
         Source::HttpApi => json!(format!("{event_type}:{counter}")),
-        _ => json!(format!("{:x}-{:x}", rng.random::<u32>(), rng.random::<u64>())),
+        _ => json!(format!(
+            "{:x}-{:x}",
+            rng.random::<u32>(),
+            rng.random::<u64>()
+        )),
     }
 }
 
@@ -246,19 +421,48 @@ fn row_uuid(rng: &mut impl Rng, upload_time: DateTime<Utc>) -> Value {
         // v1-style ids of old data.
         4..=8 => {
             let ticks = (upload_time.timestamp_millis() as u64).wrapping_mul(10_000);
-            json!(format!("{:08x}-{:04x}-11ea-{}-{}", ticks & 0xffff_ffff, (ticks >> 32) & 0xffff, &hex[16..20], &hex[20..32]))
+            json!(format!(
+                "{:08x}-{:04x}-11ea-{}-{}",
+                ticks & 0xffff_ffff,
+                (ticks >> 32) & 0xffff,
+                &hex[16..20],
+                &hex[20..32]
+            ))
         }
-        9..=10 => json!(format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32]).to_uppercase()),
-        _ => json!(format!("{}-{}-4{}-9{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])),
+        9..=10 => json!(
+            format!(
+                "{}-{}-4{}-a{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[13..16],
+                &hex[17..20],
+                &hex[20..32]
+            )
+            .to_uppercase()
+        ),
+        _ => json!(format!(
+            "{}-{}-4{}-9{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[13..16],
+            &hex[17..20],
+            &hex[20..32]
+        )),
     }
 }
 
-fn user_properties(rng: &mut impl Rng, user: Option<(&str, Option<&str>, &str)>, login: bool) -> Value {
+fn user_properties(
+    rng: &mut impl Rng,
+    user: Option<(&str, Option<&str>, &str)>,
+    login: bool,
+) -> Value {
     let Some((plan, utm_source, email)) = user else {
         return match rng.random_range(0..4) {
             0 => Value::Null,
             1 => json!({}),
-            _ => json!({"initial_utm_source": utm_or_empty(rng), "initial_referring_domain": "EMPTY", "initial_gclid": "EMPTY"}),
+            _ => {
+                json!({"initial_utm_source": utm_or_empty(rng), "initial_referring_domain": "EMPTY", "initial_gclid": "EMPTY"})
+            }
         };
     };
     let utm = utm_source.map_or(json!("EMPTY"), |source| json!(source));
@@ -272,7 +476,9 @@ fn user_properties(rng: &mut impl Rng, user: Option<(&str, Option<&str>, &str)>,
         });
     }
     match rng.random_range(0..10) {
-        0 => json!({"plan": plan, "$set": {"plan": plan, "last_seen_page": "/pricing"}, "$append": {"features": "export"}}),
+        0 => {
+            json!({"plan": plan, "$set": {"plan": plan, "last_seen_page": "/pricing"}, "$append": {"features": "export"}})
+        }
         1 => json!([plan]),
         _ => json!({
             "plan": plan,
@@ -288,7 +494,11 @@ fn user_properties(rng: &mut impl Rng, user: Option<(&str, Option<&str>, &str)>,
 }
 
 fn utm_or_empty(rng: &mut impl Rng) -> Value {
-    if rng.random_bool(0.5) { json!("EMPTY") } else { json!(pick(rng, text::UTM_SOURCES)) }
+    if rng.random_bool(0.5) {
+        json!("EMPTY")
+    } else {
+        json!(pick(rng, text::UTM_SOURCES))
+    }
 }
 
 fn group_identify(rng: &mut impl Rng, company: Option<&str>) -> (Value, Value, bool) {
@@ -296,7 +506,11 @@ fn group_identify(rng: &mut impl Rng, company: Option<&str>) -> (Value, Value, b
     match rng.random_range(0..10) {
         0 => (json!({}), json!({}), true),
         1 => (json!({"company": []}), json!({}), true),
-        2 => (json!({"company": company, "team": ["core"]}), json!({"company": {company: {"plan": "pro"}}, "team": {"core": {"size": 12}}}), false),
+        2 => (
+            json!({"company": company, "team": ["core"]}),
+            json!({"company": {company: {"plan": "pro"}}, "team": {"core": {"size": 12}}}),
+            false,
+        ),
         _ => (
             json!({"company": [company]}),
             json!({"company": {company: {"plan": "enterprise", "seats": rng.random_range(5..500), "industry": "Software", "address": {"city": "Berlin"}}}}),
@@ -317,11 +531,17 @@ fn page_properties(rng: &mut impl Rng) -> serde_json::Map<String, Value> {
     if rng.random_bool(0.4) {
         let source = pick(rng, text::UTM_SOURCES);
         let campaign = pick(rng, text::UTM_CAMPAIGNS);
-        props.insert("[Amplitude] Page Location".into(), json!(format!("{url}?utm_source={source}&utm_campaign={campaign}")));
+        props.insert(
+            "[Amplitude] Page Location".into(),
+            json!(format!("{url}?utm_source={source}&utm_campaign={campaign}")),
+        );
         props.insert("utm_source".into(), json!(source));
         props.insert("utm_campaign".into(), json!(campaign));
         if rng.random_bool(0.3) {
-            props.insert("gclid".into(), json!(format!("Cj0K{:x}", rng.random::<u32>())));
+            props.insert(
+                "gclid".into(),
+                json!(format!("Cj0K{:x}", rng.random::<u32>())),
+            );
         }
     } else if rng.random_bool(0.5) {
         props.insert("[Amplitude] Page Location".into(), json!(url));
@@ -331,10 +551,22 @@ fn page_properties(rng: &mut impl Rng) -> serde_json::Map<String, Value> {
         props.insert("referrer".into(), json!(referrer));
         props.insert("referring_domain".into(), json!(domain));
     }
-    props.insert("[Amplitude] Page Counter".into(), json!(rng.random_range(1..20)));
-    props.insert("[Amplitude] Page View ID".into(), json!(format!("{:x}", rng.random::<u64>())));
-    props.insert("[Amplitude] Viewport Height".into(), json!(rng.random_range(600..1400)));
-    props.insert("[Amplitude] Viewport Width".into(), json!(rng.random_range(360..2560)));
+    props.insert(
+        "[Amplitude] Page Counter".into(),
+        json!(rng.random_range(1..20)),
+    );
+    props.insert(
+        "[Amplitude] Page View ID".into(),
+        json!(format!("{:x}", rng.random::<u64>())),
+    );
+    props.insert(
+        "[Amplitude] Viewport Height".into(),
+        json!(rng.random_range(600..1400)),
+    );
+    props.insert(
+        "[Amplitude] Viewport Width".into(),
+        json!(rng.random_range(360..2560)),
+    );
     props
 }
 
@@ -350,12 +582,24 @@ fn element_properties(rng: &mut impl Rng, props: &mut serde_json::Map<String, Va
     set("[Amplitude] Element ID", id);
     set("[Amplitude] Element Text", text);
     set("[Amplitude] Element Href", href);
-    props.insert("[Amplitude] Element Position Left".into(), json!(rng.random_range(0..1200)));
-    props.insert("[Amplitude] Element Position Top".into(), json!(rng.random_range(0..4000)));
-    props.insert("[Amplitude] Element Hierarchy".into(), json!([{"tag": "body"}, {"tag": "div", "classes": ["container"]}]));
+    props.insert(
+        "[Amplitude] Element Position Left".into(),
+        json!(rng.random_range(0..1200)),
+    );
+    props.insert(
+        "[Amplitude] Element Position Top".into(),
+        json!(rng.random_range(0..4000)),
+    );
+    props.insert(
+        "[Amplitude] Element Hierarchy".into(),
+        json!([{"tag": "body"}, {"tag": "div", "classes": ["container"]}]),
+    );
     if rng.random_bool(0.01) {
         // A very long text: the chain keeps its first 400 characters.
-        props.insert("[Amplitude] Element Text".into(), json!("Lorem ipsum “dolor” sit amet ".repeat(30)));
+        props.insert(
+            "[Amplitude] Element Text".into(),
+            json!("Lorem ipsum “dolor” sit amet ".repeat(30)),
+        );
     }
 }
 
@@ -366,7 +610,10 @@ fn revenue_properties(rng: &mut impl Rng, props: &mut serde_json::Map<String, Va
     props.insert("$price".into(), json!(price));
     props.insert("$quantity".into(), json!(quantity));
     props.insert("$revenue".into(), json!(price * f64::from(quantity)));
-    props.insert("$revenueType".into(), json!(pick(rng, &["purchase", "subscription", "refund"])));
+    props.insert(
+        "$revenueType".into(),
+        json!(pick(rng, &["purchase", "subscription", "refund"])),
+    );
     if rng.random_bool(0.5) {
         props.insert("$currency".into(), json!(pick(rng, &["USD", "EUR", "JPY"])));
     }
@@ -374,7 +621,12 @@ fn revenue_properties(rng: &mut impl Rng, props: &mut serde_json::Map<String, Va
 }
 
 /// Picks the next event of a session and its `event_properties`.
-fn choose_event(rng: &mut impl Rng, source: Source, first_launch: bool, counter: i64) -> (String, Value) {
+fn choose_event(
+    rng: &mut impl Rng,
+    source: Source,
+    first_launch: bool,
+    counter: i64,
+) -> (String, Value) {
     let mut props = serde_json::Map::new();
     let name: String = match source {
         Source::Web => match rng.random_range(0..100) {
@@ -413,7 +665,10 @@ fn choose_event(rng: &mut impl Rng, source: Source, first_launch: bool, counter:
                 "[Amplitude] File Downloaded".into()
             }
             68..=69 => {
-                props.insert("[Amplitude] LCP".into(), json!({"value": rng.random_range(500.0..4000.0), "rating": "good"}));
+                props.insert(
+                    "[Amplitude] LCP".into(),
+                    json!({"value": rng.random_range(500.0..4000.0), "rating": "good"}),
+                );
                 "[Amplitude] Web Vitals".into()
             }
             70..=72 => {
@@ -440,7 +695,10 @@ fn choose_event(rng: &mut impl Rng, source: Source, first_launch: bool, counter:
             85..=86 => "$groupidentify".into(),
             87 => "Übersicht geöffnet 📊".into(),
             _ => {
-                props.insert("feature".into(), json!(pick(rng, &["export", "dashboards", "alerts"])));
+                props.insert(
+                    "feature".into(),
+                    json!(pick(rng, &["export", "dashboards", "alerts"])),
+                );
                 props.insert("duration_ms".into(), json!(rng.random_range(10..10_000)));
                 props.insert("ratio".into(), json!(0.25));
                 props.insert("flags".into(), json!([true, false, Value::Null]));
@@ -451,7 +709,10 @@ fn choose_event(rng: &mut impl Rng, source: Source, first_launch: bool, counter:
             _ if first_launch => "[Amplitude] Application Installed".into(),
             0..=11 => "[Amplitude] Application Opened".into(),
             12..=51 => {
-                props.insert("[Amplitude] Screen Name".into(), json!(pick(rng, text::SCREENS)));
+                props.insert(
+                    "[Amplitude] Screen Name".into(),
+                    json!(pick(rng, text::SCREENS)),
+                );
                 "[Amplitude] Screen Viewed".into()
             }
             52..=57 => "[Amplitude] Application Backgrounded".into(),

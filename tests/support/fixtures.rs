@@ -37,8 +37,10 @@ pub fn canonical(value: &Value) -> String {
 
 pub fn load_file(file_name: &str) -> Vec<GoldenCase> {
     let path = fixtures_dir().join(file_name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    let raw: Vec<RawCase> = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{} is not valid: {error}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    let raw: Vec<RawCase> = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not valid: {error}", path.display()));
     raw.into_iter()
         .map(|case| {
             let line = match (case.input, case.input_line, case.input_base64) {
@@ -46,15 +48,28 @@ pub fn load_file(file_name: &str) -> Vec<GoldenCase> {
                 (None, Some(line), None) => line.into_bytes(),
                 (None, None, Some(encoded)) => base64::engine::general_purpose::STANDARD
                     .decode(encoded)
-                    .unwrap_or_else(|error| panic!("{file_name}/{}: bad base64: {error}", case.name)),
-                _ => panic!("{file_name}/{}: give exactly one of input, input_line, input_base64", case.name),
+                    .unwrap_or_else(|error| {
+                        panic!("{file_name}/{}: bad base64: {error}", case.name)
+                    }),
+                _ => panic!(
+                    "{file_name}/{}: give exactly one of input, input_line, input_base64",
+                    case.name
+                ),
             };
             let expected = match (case.expected, case.expected_exact) {
                 (Some(value), None) => canonical(&value),
                 (None, Some(exact)) => exact,
-                _ => panic!("{file_name}/{}: give exactly one of expected, expected_exact", case.name),
+                _ => panic!(
+                    "{file_name}/{}: give exactly one of expected, expected_exact",
+                    case.name
+                ),
             };
-            GoldenCase { file: file_name.to_owned(), name: case.name, line, expected }
+            GoldenCase {
+                file: file_name.to_owned(),
+                name: case.name,
+                line,
+                expected,
+            }
         })
         .collect()
 }
@@ -71,5 +86,8 @@ pub fn fixture_files() -> Vec<String> {
 }
 
 pub fn load_all() -> Vec<GoldenCase> {
-    fixture_files().iter().flat_map(|file| load_file(file)).collect()
+    fixture_files()
+        .iter()
+        .flat_map(|file| load_file(file))
+        .collect()
 }
