@@ -8,6 +8,8 @@ use crate::vrl_engine::{VrlCompileError, VrlProgram};
 pub enum EngineKind {
     /// The shipped VRL program, run by the `vrl` crate exactly as Vector runs it.
     Vrl,
+    /// The Rust crate `amplitude-posthog-transform`, compiled into this binary.
+    Native,
 }
 
 /// Maps rows one at a time; each worker thread owns one.
@@ -21,10 +23,20 @@ impl RowMapper for crate::vrl_engine::VrlMapper {
     }
 }
 
+/// The native form: a pure function, nothing to prepare.
+pub struct NativeMapper;
+
+impl RowMapper for NativeMapper {
+    fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
+        amplitude_posthog_transform::map_line(line)
+    }
+}
+
 /// A prepared engine (program compiled, module loaded) that hands out per-thread mappers.
 #[derive(Clone)]
 pub enum Engine {
     Vrl(VrlProgram),
+    Native,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +49,7 @@ impl Engine {
     pub fn load(kind: EngineKind) -> Result<Engine, EngineError> {
         match kind {
             EngineKind::Vrl => Ok(Engine::Vrl(VrlProgram::mapping()?)),
+            EngineKind::Native => Ok(Engine::Native),
         }
     }
 
@@ -49,12 +62,14 @@ impl Engine {
     pub fn warnings(&self) -> &[String] {
         match self {
             Engine::Vrl(program) => program.warnings(),
+            Engine::Native => &[],
         }
     }
 
     pub fn mapper(&self) -> Box<dyn RowMapper> {
         match self {
             Engine::Vrl(program) => Box::new(program.mapper()),
+            Engine::Native => Box::new(NativeMapper),
         }
     }
 }

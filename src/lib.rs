@@ -9,8 +9,8 @@ pub mod engine;
 pub mod generator;
 pub mod input;
 pub mod map_run;
-pub mod outcome;
 pub mod summary;
 pub mod vrl_engine;
 
-pub use outcome::{MappingOutcome, RejectReason, SkipReason};
+pub use amplitude_posthog_transform::outcome;
+pub use amplitude_posthog_transform::{MappingOutcome, RejectReason, SkipReason};
