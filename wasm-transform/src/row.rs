@@ -126,6 +126,6 @@ mod tests {
         assert_eq!(row.string_value("b"), None);
         // Above i64::MAX: a float, as VRL parses it.
         assert_eq!(row.string_value("big"), None);
-        assert_eq!(row.present("big").map(ToString::to_string).as_deref(), Some("1.8446744073709552e19"));
+        assert_eq!(row.present("big").and_then(Value::as_f64), Some(18_446_744_073_709_551_615_u64 as f64));
     }
 }
