@@ -2,6 +2,7 @@
 
 use crate::outcome::MappingOutcome;
 use crate::vrl_engine::{VrlCompileError, VrlProgram};
+use crate::wasm_engine::{WasmLoadError, WasmModule};
 
 /// Which implementation of MAPPING.md maps the rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -10,11 +11,19 @@ pub enum EngineKind {
     Vrl,
     /// The Rust crate `amplitude-posthog-transform`, compiled into this binary.
     Native,
+    /// The same crate compiled to WebAssembly, run by wasmtime.
+    Wasm,
 }
 
 /// Maps rows one at a time; each worker thread owns one.
 pub trait RowMapper: Send {
     fn map_line(&mut self, line: &[u8]) -> MappingOutcome;
+}
+
+impl RowMapper for crate::wasm_engine::WasmMapper {
+    fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
+        crate::wasm_engine::WasmMapper::map_line(self, line)
+    }
 }
 
 impl RowMapper for crate::vrl_engine::VrlMapper {
@@ -37,12 +46,15 @@ impl RowMapper for NativeMapper {
 pub enum Engine {
     Vrl(VrlProgram),
     Native,
+    Wasm(WasmModule),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Vrl(#[from] VrlCompileError),
+    #[error(transparent)]
+    Wasm(#[from] WasmLoadError),
 }
 
 impl Engine {
@@ -50,6 +62,7 @@ impl Engine {
         match kind {
             EngineKind::Vrl => Ok(Engine::Vrl(VrlProgram::mapping()?)),
             EngineKind::Native => Ok(Engine::Native),
+            EngineKind::Wasm => Ok(Engine::Wasm(WasmModule::embedded()?)),
         }
     }
 
@@ -62,7 +75,7 @@ impl Engine {
     pub fn warnings(&self) -> &[String] {
         match self {
             Engine::Vrl(program) => program.warnings(),
-            Engine::Native => &[],
+            Engine::Native | Engine::Wasm(_) => &[],
         }
     }
 
@@ -70,6 +83,7 @@ impl Engine {
         match self {
             Engine::Vrl(program) => Box::new(program.mapper()),
             Engine::Native => Box::new(NativeMapper),
+            Engine::Wasm(module) => Box::new(module.mapper()),
         }
     }
 }

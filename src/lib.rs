@@ -1,6 +1,7 @@
 //! Amplitude → PostHog migration: the mapping in its forms and the tools that operate a migration.
 //!
 //! - [`vrl_engine`]: the shipped VRL program run through the `vrl` crate, as Vector runs it.
+//! - [`wasm_engine`]: the same mapping compiled to WebAssembly, run by wasmtime.
 //! - [`engine`]: every form of the mapping behind one interface.
 //! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
 //! - [`generator`]: realistic, deterministic Amplitude exports.
@@ -11,6 +12,7 @@ pub mod input;
 pub mod map_run;
 pub mod summary;
 pub mod vrl_engine;
+pub mod wasm_engine;
 
 pub use amplitude_posthog_transform::outcome;
 pub use amplitude_posthog_transform::{MappingOutcome, RejectReason, SkipReason};

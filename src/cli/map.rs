@@ -90,7 +90,9 @@ pub fn run(args: MapArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot read the VRL program {}", path.display()))?;
             Engine::vrl_from_source(&source)?
         }
-        (Some(_), other) => bail!("--program runs a VRL program; it cannot be combined with --engine {other:?}"),
+        (Some(_), other) => {
+            bail!("--program runs a VRL program; it cannot be combined with --engine {other:?}")
+        }
     };
     for warning in engine.warnings() {
         eprintln!("{warning}");

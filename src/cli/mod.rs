@@ -2,6 +2,7 @@
 
 mod generate;
 mod map;
+mod wasm_module;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ enum Command {
     Map(map::MapArgs),
     /// Generate a realistic, deterministic Amplitude export for tests and benchmarks.
     Generate(generate::GenerateArgs),
+    /// Write the mapping's WebAssembly module (for hosts that embed wasmtime).
+    WasmModule(wasm_module::WasmModuleArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -31,6 +34,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Map(args) => map::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::WasmModule(args) => wasm_module::run(args),
     };
     match result {
         Ok(code) => code,

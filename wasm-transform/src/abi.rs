@@ -36,7 +36,10 @@ pub unsafe extern "C" fn dealloc(ptr: u32, len: u32) {
 pub unsafe extern "C" fn transform(ptr: u32, len: u32) -> u64 {
     // SAFETY: the host wrote `len` bytes into a buffer of capacity `len` from `alloc`.
     let input = unsafe { Vec::from_raw_parts(ptr as *mut u8, len as usize, len as usize) };
-    let result = map_line(&input).to_result_json().into_bytes().into_boxed_slice();
+    let result = map_line(&input)
+        .to_result_json()
+        .into_bytes()
+        .into_boxed_slice();
     drop(input);
     let out_len = result.len() as u64;
     let out_ptr = Box::into_raw(result) as *mut u8 as u64;

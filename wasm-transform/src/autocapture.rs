@@ -18,7 +18,12 @@ pub fn autocapture_type(event_type: &str) -> Option<&'static str> {
 
 /// The chain of one element, from the original `event_properties` (before renames).
 pub fn elements_chain(event_type: &str, event_properties: &Map<String, Value>) -> String {
-    let text_of = |key: &str| event_properties.get(key).and_then(Value::as_str).filter(|text| !text.is_empty());
+    let text_of = |key: &str| {
+        event_properties
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+    };
     let mut chain = match text_of("[Amplitude] Element Tag") {
         Some(tag) => tag.to_lowercase(),
         None if event_type == "[Amplitude] Form Submitted" => "form".to_owned(),
@@ -49,7 +54,10 @@ pub fn elements_chain(event_type: &str, event_properties: &Map<String, Value>) -
     attribute("nth-child", "0");
     attribute("nth-of-type", "0");
     if let Some(text) = text_of("[Amplitude] Element Text") {
-        let cut = text.char_indices().nth(MAX_TEXT_CHARS).map_or(text, |(end, _)| &text[..end]);
+        let cut = text
+            .char_indices()
+            .nth(MAX_TEXT_CHARS)
+            .map_or(text, |(end, _)| &text[..end]);
         attribute("text", cut);
     }
     chain

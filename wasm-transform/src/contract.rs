@@ -36,7 +36,12 @@ pub const EVENT_SIZE_LIMIT: usize = 900_000;
 pub const SESSION_ID_LIMIT: i64 = 1 << 48;
 
 /// Event types that only mark session boundaries (§2, skipped).
-pub const SESSION_MARKERS: [&str; 4] = ["session_start", "session_end", "[Amplitude] Start Session", "[Amplitude] End Session"];
+pub const SESSION_MARKERS: [&str; 4] = [
+    "session_start",
+    "session_end",
+    "[Amplitude] Start Session",
+    "[Amplitude] End Session",
+];
 
 /// Keys of `event_properties` that PostHog would act on, dropped (§5).
 pub const DROPPED_PROPERTY_KEYS: [&str; 15] = [
@@ -58,8 +63,18 @@ pub const DROPPED_PROPERTY_KEYS: [&str; 15] = [
 ];
 
 /// Operator keys of `user_properties` (§8).
-pub const USER_PROPERTY_OPERATORS: [&str; 10] =
-    ["$set", "$setOnce", "$unset", "$add", "$append", "$prepend", "$preInsert", "$postInsert", "$remove", "$clearAll"];
+pub const USER_PROPERTY_OPERATORS: [&str; 10] = [
+    "$set",
+    "$setOnce",
+    "$unset",
+    "$add",
+    "$append",
+    "$prepend",
+    "$preInsert",
+    "$postInsert",
+    "$remove",
+    "$clearAll",
+];
 
 /// The contract's table of country names to ISO codes (§5.1), one `name\tcode` per line.
 pub const COUNTRIES_TSV: &str = include_str!("../../data/countries.tsv");

@@ -28,7 +28,11 @@ impl PostHogEvent {
 /// The weight of a serialised event as §2 counts it: every `"` and `\` twice, because
 /// PostHog escapes the event once more inside its ingestion envelope.
 pub fn weight(json: &str) -> usize {
-    json.len() + json.bytes().filter(|byte| *byte == b'"' || *byte == b'\\').count()
+    json.len()
+        + json
+            .bytes()
+            .filter(|byte| *byte == b'"' || *byte == b'\\')
+            .count()
 }
 
 /// Whether PostHog would refuse the event for its size (counting can at most double a

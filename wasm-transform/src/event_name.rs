@@ -26,8 +26,17 @@ mod tests {
     #[test]
     fn rule_7_names_match_case_sensitively() {
         assert_eq!(posthog_event_name("[Amplitude] Page Viewed"), "$pageview");
-        assert_eq!(posthog_event_name("[amplitude] page viewed"), "[amplitude] page viewed");
-        assert_eq!(posthog_event_name("[Amplitude] Application Opened"), "Application Opened");
-        assert_eq!(posthog_event_name("[Amplitude] Form Submitted"), "$autocapture");
+        assert_eq!(
+            posthog_event_name("[amplitude] page viewed"),
+            "[amplitude] page viewed"
+        );
+        assert_eq!(
+            posthog_event_name("[Amplitude] Application Opened"),
+            "Application Opened"
+        );
+        assert_eq!(
+            posthog_event_name("[Amplitude] Form Submitted"),
+            "$autocapture"
+        );
     }
 }

@@ -10,7 +10,9 @@ use crate::row::{AmplitudeRow, string_value};
 /// `{group_type: key}`: an array gives its first element, a scalar itself; the string value is
 /// used; entries without a value or with an empty one are left out. Sorted by group type.
 pub fn posthog_groups(row: &AmplitudeRow) -> BTreeMap<String, String> {
-    let Some(groups) = row.object("groups") else { return BTreeMap::new() };
+    let Some(groups) = row.object("groups") else {
+        return BTreeMap::new();
+    };
     groups
         .iter()
         .filter_map(|(group_type, value)| {
@@ -37,7 +39,12 @@ pub fn group_set(row: &AmplitudeRow, group_type: &str, group_key: &str) -> Map<S
 
 /// `$groups` as a property value.
 pub fn groups_value(groups: &BTreeMap<String, String>) -> Value {
-    Value::Object(groups.iter().map(|(group_type, key)| (group_type.clone(), Value::String(key.clone()))).collect())
+    Value::Object(
+        groups
+            .iter()
+            .map(|(group_type, key)| (group_type.clone(), Value::String(key.clone())))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -46,8 +53,18 @@ mod tests {
 
     #[test]
     fn rule_9_first_array_element_scalars_and_integers() {
-        let row = AmplitudeRow::parse(br#"{"groups":{"a":["x","y"],"b":"s","c":7,"d":[],"e":"","f":null,"g":{"k":1}}}"#).expect("row");
+        let row = AmplitudeRow::parse(
+            br#"{"groups":{"a":["x","y"],"b":"s","c":7,"d":[],"e":"","f":null,"g":{"k":1}}}"#,
+        )
+        .expect("row");
         let groups = posthog_groups(&row);
-        assert_eq!(groups.into_iter().collect::<Vec<_>>(), vec![("a".into(), "x".into()), ("b".into(), "s".into()), ("c".into(), "7".into())]);
+        assert_eq!(
+            groups.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("a".into(), "x".into()),
+                ("b".into(), "s".into()),
+                ("c".into(), "7".into())
+            ]
+        );
     }
 }

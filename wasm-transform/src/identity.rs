@@ -18,7 +18,11 @@ fn is_refused(id: &str) -> bool {
     let lowered = id.to_lowercase();
     let unquoted = ['\'', '"']
         .iter()
-        .find_map(|quote| lowered.strip_prefix(*quote).and_then(|rest| rest.strip_suffix(*quote)))
+        .find_map(|quote| {
+            lowered
+                .strip_prefix(*quote)
+                .and_then(|rest| rest.strip_suffix(*quote))
+        })
         .unwrap_or(&lowered);
     REFUSED_IDS.contains(&unquoted) || REFUSED_IDS.contains(&lowered.as_str())
 }
@@ -42,7 +46,14 @@ mod tests {
 
     #[test]
     fn rule_3_refused_ids_compare_case_insensitively_and_in_quotes() {
-        for refused in ["NULL", "'none'", "\"Anonymous\"", "[object Object]", " 0 ", "(none)"] {
+        for refused in [
+            "NULL",
+            "'none'",
+            "\"Anonymous\"",
+            "[object Object]",
+            " 0 ",
+            "(none)",
+        ] {
             assert_eq!(usable_id(refused), None, "{refused}");
         }
         // A quote on one side only is not a quoted refused id.

@@ -28,7 +28,11 @@ pub fn map_line(line: &[u8]) -> MappingOutcome {
 
 /// Maps one parsed row.
 pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
-    let Some(event_type) = row.str("event_type").filter(|name| !name.is_empty()).map(str::to_owned) else {
+    let Some(event_type) = row
+        .str("event_type")
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+    else {
         return MappingOutcome::Rejected(RejectReason::MissingEventType);
     };
     if SESSION_MARKERS.contains(&event_type.as_str()) {
@@ -53,8 +57,14 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
                 let mut properties = Map::new();
                 properties.insert("$group_type".to_owned(), Value::from(group_type.as_str()));
                 properties.insert("$group_key".to_owned(), Value::from(group_key.as_str()));
-                properties.insert("$group_set".to_owned(), Value::Object(group_set(&row, group_type, group_key)));
-                properties.insert("$amplitude_event_type".to_owned(), Value::from(event_type.as_str()));
+                properties.insert(
+                    "$group_set".to_owned(),
+                    Value::Object(group_set(&row, group_type, group_key)),
+                );
+                properties.insert(
+                    "$amplitude_event_type".to_owned(),
+                    Value::from(event_type.as_str()),
+                );
                 properties.insert("$geoip_disable".to_owned(), Value::Bool(true));
                 PostHogEvent {
                     distinct_id: distinct_id.clone(),
@@ -70,7 +80,10 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
         let (event, mut properties) = if event_type == "$identify" {
             // §8: an $identify row is a `$set` event with person properties and ids only.
             let mut properties = Map::new();
-            properties.insert("$amplitude_event_type".to_owned(), Value::from(event_type.as_str()));
+            properties.insert(
+                "$amplitude_event_type".to_owned(),
+                Value::from(event_type.as_str()),
+            );
             ("$set".to_owned(), properties)
         } else {
             let properties = event_properties(&mut row, &event_type, &groups);
@@ -79,7 +92,13 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
         };
         add_ids(&row, &mut properties);
         person.into_properties(&mut properties);
-        vec![PostHogEvent { distinct_id, event, properties, timestamp, uuid }]
+        vec![PostHogEvent {
+            distinct_id,
+            event,
+            properties,
+            timestamp,
+            uuid,
+        }]
     };
 
     let mut serialised = Vec::with_capacity(events.len());
@@ -94,17 +113,28 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
 }
 
 /// §5–§7, §9: the properties of an ordinary event, built from its custom properties.
-fn event_properties(row: &mut AmplitudeRow, event_type: &str, groups: &std::collections::BTreeMap<String, String>) -> Map<String, Value> {
+fn event_properties(
+    row: &mut AmplitudeRow,
+    event_type: &str,
+    groups: &std::collections::BTreeMap<String, String>,
+) -> Map<String, Value> {
     let mut properties = row.take_object("event_properties");
     // The chain reads the element properties before the renames move them.
-    let autocapture = autocapture_type(event_type).map(|kind| (kind, elements_chain(event_type, &properties)));
+    let autocapture =
+        autocapture_type(event_type).map(|kind| (kind, elements_chain(event_type, &properties)));
     clean_custom_properties(&mut properties);
     add_row_properties(row, &mut properties);
     add_platform_properties(row, &mut properties);
-    if let Some(session_id) = row.integer("session_id").filter(|session| is_real_session(*session)) {
+    if let Some(session_id) = row
+        .integer("session_id")
+        .filter(|session| is_real_session(*session))
+    {
         let device = row.string_value("device_id").unwrap_or_default();
         properties.insert("$amplitude_session_id".to_owned(), Value::from(session_id));
-        properties.insert("$session_id".to_owned(), Value::from(posthog_session_id(&device, session_id)));
+        properties.insert(
+            "$session_id".to_owned(),
+            Value::from(posthog_session_id(&device, session_id)),
+        );
     }
     if !groups.is_empty() {
         properties.insert("$groups".to_owned(), groups_value(groups));

@@ -50,7 +50,11 @@ impl PersonProperties {
         }
         if let Some(Value::Object(entries)) = set_once_operator {
             for (key, value) in entries {
-                let key = if key.starts_with(INITIAL) { format!("${key}") } else { key };
+                let key = if key.starts_with(INITIAL) {
+                    format!("${key}")
+                } else {
+                    key
+                };
                 person.set_once.insert(key, value);
             }
         }
@@ -93,21 +97,33 @@ mod tests {
 
     fn person(user_properties: Value) -> Map<String, Value> {
         let mut properties = Map::new();
-        let Value::Object(user_properties) = user_properties else { panic!("object") };
+        let Value::Object(user_properties) = user_properties else {
+            panic!("object")
+        };
         PersonProperties::from_user_properties(user_properties).into_properties(&mut properties);
         properties
     }
 
     #[test]
     fn rule_8_routes_initial_keys_and_drops_empty_values() {
-        let properties = person(json!({"plan": "free", "initial_utm_source": "google", "initial_gclid": "EMPTY", "$add": {"x": 1}}));
-        assert_eq!(Value::Object(properties), json!({"$set": {"plan": "free"}, "$set_once": {"$initial_utm_source": "google"}}));
+        let properties = person(
+            json!({"plan": "free", "initial_utm_source": "google", "initial_gclid": "EMPTY", "$add": {"x": 1}}),
+        );
+        assert_eq!(
+            Value::Object(properties),
+            json!({"$set": {"plan": "free"}, "$set_once": {"$initial_utm_source": "google"}})
+        );
     }
 
     #[test]
     fn rule_8_operators_override_in_order() {
-        let properties = person(json!({"plan": "free", "$set": {"plan": "pro"}, "initial_x": "a", "$setOnce": {"initial_x": "b", "$initial_x": "c"}}));
+        let properties = person(
+            json!({"plan": "free", "$set": {"plan": "pro"}, "initial_x": "a", "$setOnce": {"initial_x": "b", "$initial_x": "c"}}),
+        );
         // $setOnce keys apply in byte order: "$initial_x" then "initial_x", which wins.
-        assert_eq!(Value::Object(properties), json!({"$set": {"plan": "pro"}, "$set_once": {"$initial_x": "b"}}));
+        assert_eq!(
+            Value::Object(properties),
+            json!({"$set": {"plan": "pro"}, "$set_once": {"$initial_x": "b"}})
+        );
     }
 }

@@ -20,13 +20,24 @@ impl Platform {
     /// Mobile when `platform` is iOS or Android; else Web when `platform` is Web or the
     /// library is one of the web SDKs (or Segment); else anything else. Case-insensitive.
     pub fn of(row: &AmplitudeRow) -> Platform {
-        let platform = row.string_value("platform").map(|value| value.to_lowercase()).unwrap_or_default();
-        let library = row.string_value("library").map(|value| value.to_lowercase()).unwrap_or_default();
+        let platform = row
+            .string_value("platform")
+            .map(|value| value.to_lowercase())
+            .unwrap_or_default();
+        let library = row
+            .string_value("library")
+            .map(|value| value.to_lowercase())
+            .unwrap_or_default();
         match platform.as_str() {
             "ios" => Platform::Ios,
             "android" => Platform::Android,
             "web" => Platform::Web,
-            _ if ["amplitude-ts", "amplitude-js", "segment"].iter().any(|sdk| library.starts_with(sdk)) => Platform::Web,
+            _ if ["amplitude-ts", "amplitude-js", "segment"]
+                .iter()
+                .any(|sdk| library.starts_with(sdk)) =>
+            {
+                Platform::Web
+            }
             _ => Platform::Other,
         }
     }
@@ -37,19 +48,35 @@ pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, 
     let family = row.string_value("device_family");
     let device_type = row.string_value("device_type");
     let model = row.string_value("device_model");
-    let hints = [&family, &device_type, &model].map(|field| field.as_deref().unwrap_or_default().to_lowercase());
-    let is_tablet = hints.iter().any(|hint| hint.contains("ipad") || hint.contains("tablet"));
+    let hints = [&family, &device_type, &model]
+        .map(|field| field.as_deref().unwrap_or_default().to_lowercase());
+    let is_tablet = hints
+        .iter()
+        .any(|hint| hint.contains("ipad") || hint.contains("tablet"));
     let mut set = |key: &str, value: Value| {
         properties.insert(key.to_owned(), value);
     };
     match Platform::of(row) {
         platform @ (Platform::Ios | Platform::Android) => {
-            set("$os", Value::from(if platform == Platform::Ios { "iOS" } else { "Android" }));
+            set(
+                "$os",
+                Value::from(if platform == Platform::Ios {
+                    "iOS"
+                } else {
+                    "Android"
+                }),
+            );
             if let Some(version) = row.string_value("os_version") {
                 set("$os_version", Value::from(version.into_owned()));
             }
-            if let Some(manufacturer) = row.string_value("device_manufacturer").or_else(|| row.string_value("device_brand")) {
-                set("$device_manufacturer", Value::from(manufacturer.into_owned()));
+            if let Some(manufacturer) = row
+                .string_value("device_manufacturer")
+                .or_else(|| row.string_value("device_brand"))
+            {
+                set(
+                    "$device_manufacturer",
+                    Value::from(manufacturer.into_owned()),
+                );
             }
             if let Some(model) = &model {
                 set("$device_model", Value::from(model.as_ref()));
@@ -57,8 +84,14 @@ pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, 
             if let Some(name) = &device_type {
                 set("$device_name", Value::from(name.as_ref()));
             }
-            set("$device_type", Value::from(if is_tablet { "Tablet" } else { "Mobile" }));
-            if let Some(carrier) = row.string_value("device_carrier").filter(|carrier| carrier != "--") {
+            set(
+                "$device_type",
+                Value::from(if is_tablet { "Tablet" } else { "Mobile" }),
+            );
+            if let Some(carrier) = row
+                .string_value("device_carrier")
+                .filter(|carrier| carrier != "--")
+            {
                 set("$network_carrier", Value::from(carrier.into_owned()));
             }
         }
@@ -66,7 +99,10 @@ pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, 
             if let Some(browser) = row.string_value("os_name") {
                 set("$browser", Value::from(browser.into_owned()));
             }
-            if let Some(version) = row.string_value("os_version").and_then(|version| browser_version(&version)) {
+            if let Some(version) = row
+                .string_value("os_version")
+                .and_then(|version| browser_version(&version))
+            {
                 set("$browser_version", version);
             }
             let os = family.or(device_type).or(model).map(normalise_web_os);
@@ -74,7 +110,16 @@ pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, 
             if let Some(os) = os {
                 set("$os", Value::from(os.into_owned()));
             }
-            set("$device_type", Value::from(if is_tablet { "Tablet" } else if is_mobile_os { "Mobile" } else { "Desktop" }));
+            set(
+                "$device_type",
+                Value::from(if is_tablet {
+                    "Tablet"
+                } else if is_mobile_os {
+                    "Mobile"
+                } else {
+                    "Desktop"
+                }),
+            );
         }
         Platform::Other => {
             if let Some(os) = row.string_value("os_name") {
@@ -93,10 +138,14 @@ pub fn browser_version(text: &str) -> Option<Value> {
         return None;
     }
     let rest = &text[major..];
-    let minor = rest.strip_prefix('.').map_or(0, |after| after.bytes().take_while(u8::is_ascii_digit).count());
+    let minor = rest.strip_prefix('.').map_or(0, |after| {
+        after.bytes().take_while(u8::is_ascii_digit).count()
+    });
     if minor > 0 {
         let number: f64 = text[..major + 1 + minor].parse().ok()?;
-        Number::from_f64(number).filter(|_| number.is_finite()).map(Value::Number)
+        Number::from_f64(number)
+            .filter(|_| number.is_finite())
+            .map(Value::Number)
     } else {
         text[..major].parse::<i64>().ok().map(Value::from)
     }
@@ -137,7 +186,16 @@ mod tests {
 
     #[test]
     fn rule_5_2_web_os_names() {
-        for (given, expected) in [("Mac OS", "Mac OS X"), ("Windows 10", "Windows"), ("Apple iPad", "iOS"), ("Android 14", "Android"), ("Ubuntu", "Linux"), ("ChromeOS", "Chrome OS"), ("BeOS", "BeOS"), ("Windows10", "Windows10")] {
+        for (given, expected) in [
+            ("Mac OS", "Mac OS X"),
+            ("Windows 10", "Windows"),
+            ("Apple iPad", "iOS"),
+            ("Android 14", "Android"),
+            ("Ubuntu", "Linux"),
+            ("ChromeOS", "Chrome OS"),
+            ("BeOS", "BeOS"),
+            ("Windows10", "Windows10"),
+        ] {
             assert_eq!(normalise_web_os(Cow::Borrowed(given)), expected);
         }
     }

@@ -51,8 +51,12 @@ pub fn clean_custom_properties(properties: &mut Map<String, Value>) {
         properties.remove(key);
     }
     // `[Amplitude] Page Location` (full URL with query), else `[Amplitude] Page URL`.
-    let location = properties.remove("[Amplitude] Page Location").filter(|value| !value.is_null());
-    let url = properties.remove("[Amplitude] Page URL").filter(|value| !value.is_null());
+    let location = properties
+        .remove("[Amplitude] Page Location")
+        .filter(|value| !value.is_null());
+    let url = properties
+        .remove("[Amplitude] Page URL")
+        .filter(|value| !value.is_null());
     if let Some(current_url) = location.or(url) {
         properties.insert("$current_url".to_owned(), current_url);
     }
@@ -70,7 +74,10 @@ pub fn add_row_properties(row: &AmplitudeRow, properties: &mut Map<String, Value
             properties.insert(property.to_owned(), value.clone());
         }
     }
-    for (field, property) in [("location_lat", "$geoip_latitude"), ("location_lng", "$geoip_longitude")] {
+    for (field, property) in [
+        ("location_lat", "$geoip_latitude"),
+        ("location_lng", "$geoip_longitude"),
+    ] {
         if let Some(number @ Value::Number(_)) = row.present(field) {
             properties.insert(property.to_owned(), number.clone());
         }
@@ -78,7 +85,10 @@ pub fn add_row_properties(row: &AmplitudeRow, properties: &mut Map<String, Value
     if let Some(paying) = paying(row.present("paying")) {
         properties.insert("$amplitude_paying".to_owned(), Value::Bool(paying));
     }
-    if let Some(code) = row.str("country").and_then(|name| country_code(name.trim())) {
+    if let Some(code) = row
+        .str("country")
+        .and_then(|name| country_code(name.trim()))
+    {
         properties.insert("$geoip_country_code".to_owned(), Value::from(code));
     }
 }
@@ -125,7 +135,14 @@ mod tests {
     #[test]
     fn rule_5_1_paying_spellings() {
         use serde_json::json;
-        for (given, expected) in [(json!(true), Some(true)), (json!("1"), Some(true)), (json!(0), Some(false)), (json!("false"), Some(false)), (json!(1.0), None), (json!("yes"), None)] {
+        for (given, expected) in [
+            (json!(true), Some(true)),
+            (json!("1"), Some(true)),
+            (json!(0), Some(false)),
+            (json!("false"), Some(false)),
+            (json!(1.0), None),
+            (json!("yes"), None),
+        ] {
             assert_eq!(paying(Some(&given)), expected, "{given}");
         }
     }

@@ -77,7 +77,9 @@ impl AmplitudeRow {
 pub fn string_value(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::String(text) => Some(Cow::Borrowed(text)),
-        Value::Number(number) => number.as_i64().map(|integer| Cow::Owned(integer.to_string())),
+        Value::Number(number) => number
+            .as_i64()
+            .map(|integer| Cow::Owned(integer.to_string())),
         _ => None,
     }
 }
@@ -95,7 +97,11 @@ pub fn integer(value: &Value) -> Option<i64> {
 fn widen_unsigned_integers(value: &mut Value) {
     match value {
         Value::Number(number) if number.is_u64() && !number.is_i64() => {
-            if let Some(float) = number.as_u64().map(|big| big as f64).and_then(Number::from_f64) {
+            if let Some(float) = number
+                .as_u64()
+                .map(|big| big as f64)
+                .and_then(Number::from_f64)
+            {
                 *number = float;
             }
         }
@@ -111,21 +117,35 @@ mod tests {
 
     #[test]
     fn rule_1_refuses_a_byte_order_mark_nan_and_invalid_utf8() {
-        assert_eq!(AmplitudeRow::parse(b"\xEF\xBB\xBF{}"), Err(RowError::InvalidJson));
-        assert_eq!(AmplitudeRow::parse(br#"{"a":NaN}"#), Err(RowError::InvalidJson));
-        assert_eq!(AmplitudeRow::parse(b"{\"a\":\"\xE9\"}"), Err(RowError::InvalidJson));
+        assert_eq!(
+            AmplitudeRow::parse(b"\xEF\xBB\xBF{}"),
+            Err(RowError::InvalidJson)
+        );
+        assert_eq!(
+            AmplitudeRow::parse(br#"{"a":NaN}"#),
+            Err(RowError::InvalidJson)
+        );
+        assert_eq!(
+            AmplitudeRow::parse(b"{\"a\":\"\xE9\"}"),
+            Err(RowError::InvalidJson)
+        );
         assert_eq!(AmplitudeRow::parse(b"[1]"), Err(RowError::NotAnObject));
     }
 
     #[test]
     fn rule_1_string_values_are_strings_and_integers_only() {
-        let row = AmplitudeRow::parse(br#"{"s":"x","i":-5,"f":1.0,"b":true,"big":18446744073709551615}"#).expect("object");
+        let row =
+            AmplitudeRow::parse(br#"{"s":"x","i":-5,"f":1.0,"b":true,"big":18446744073709551615}"#)
+                .expect("object");
         assert_eq!(row.string_value("s").as_deref(), Some("x"));
         assert_eq!(row.string_value("i").as_deref(), Some("-5"));
         assert_eq!(row.string_value("f"), None);
         assert_eq!(row.string_value("b"), None);
         // Above i64::MAX: a float, as VRL parses it.
         assert_eq!(row.string_value("big"), None);
-        assert_eq!(row.present("big").and_then(Value::as_f64), Some(18_446_744_073_709_551_615_u64 as f64));
+        assert_eq!(
+            row.present("big").and_then(Value::as_f64),
+            Some(18_446_744_073_709_551_615_u64 as f64)
+        );
     }
 }

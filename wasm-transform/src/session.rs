@@ -16,7 +16,15 @@ pub fn posthog_session_id(device_id: &str, session_id: i64) -> String {
     let hash: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     let time = format!("{session_id:012x}");
     let variant = 8 + u8::from_str_radix(&hash[18..19], 16).unwrap_or(0) % 4;
-    format!("{}-{}-7{}-{:x}{}-{}", &time[0..8], &time[8..12], &hash[0..3], variant, &hash[3..6], &hash[6..18])
+    format!(
+        "{}-{}-7{}-{:x}{}-{}",
+        &time[0..8],
+        &time[8..12],
+        &hash[0..3],
+        variant,
+        &hash[3..6],
+        &hash[6..18]
+    )
 }
 
 #[cfg(test)]

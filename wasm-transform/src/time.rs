@@ -5,11 +5,18 @@ use chrono::{DateTime, Datelike, Utc};
 use crate::row::AmplitudeRow;
 
 /// The time fields, in the order they are tried.
-const TIME_FIELDS: [&str; 4] = ["event_time", "client_event_time", "server_received_time", "server_upload_time"];
+const TIME_FIELDS: [&str; 4] = [
+    "event_time",
+    "client_event_time",
+    "server_received_time",
+    "server_upload_time",
+];
 
 /// RFC 3339 in UTC with exactly three fraction digits (truncated), `Z` suffix.
 pub fn event_timestamp(row: &AmplitudeRow) -> Option<String> {
-    TIME_FIELDS.iter().find_map(|field| row.str(field).and_then(parse_amplitude_time))
+    TIME_FIELDS
+        .iter()
+        .find_map(|field| row.str(field).and_then(parse_amplitude_time))
 }
 
 /// Accepts `YYYY-MM-DD[ T]HH:MM:SS[.f{1,9}][Z|±HH:MM]`, ASCII digits only, a real date and
@@ -82,11 +89,26 @@ mod tests {
 
     #[test]
     fn rule_4_accepts_every_documented_variant() {
-        assert_eq!(parse("2024-07-06 12:34:56.789999").as_deref(), Some("2024-07-06T12:34:56.789Z"));
-        assert_eq!(parse("2024-07-06T12:34:56").as_deref(), Some("2024-07-06T12:34:56.000Z"));
-        assert_eq!(parse("2024-07-06T12:34:56.5Z").as_deref(), Some("2024-07-06T12:34:56.500Z"));
-        assert_eq!(parse("2024-12-31 20:30:00-05:30").as_deref(), Some("2025-01-01T02:00:00.000Z"));
-        assert_eq!(parse("2024-07-06 12:34:56.123456789").as_deref(), Some("2024-07-06T12:34:56.123Z"));
+        assert_eq!(
+            parse("2024-07-06 12:34:56.789999").as_deref(),
+            Some("2024-07-06T12:34:56.789Z")
+        );
+        assert_eq!(
+            parse("2024-07-06T12:34:56").as_deref(),
+            Some("2024-07-06T12:34:56.000Z")
+        );
+        assert_eq!(
+            parse("2024-07-06T12:34:56.5Z").as_deref(),
+            Some("2024-07-06T12:34:56.500Z")
+        );
+        assert_eq!(
+            parse("2024-12-31 20:30:00-05:30").as_deref(),
+            Some("2025-01-01T02:00:00.000Z")
+        );
+        assert_eq!(
+            parse("2024-07-06 12:34:56.123456789").as_deref(),
+            Some("2024-07-06T12:34:56.123Z")
+        );
     }
 
     #[test]

@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn rule_4_uuid5_matches_rfc_4122_vectors() {
         // Python: uuid.uuid5(uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8"), "python.org")
-        assert_eq!(uuid_v5(b"python.org"), "7af94e2b-4dd9-50f0-9c9a-8a48519bdef0");
+        assert_eq!(
+            uuid_v5(b"python.org"),
+            "7af94e2b-4dd9-50f0-9c9a-8a48519bdef0"
+        );
     }
 
     #[test]

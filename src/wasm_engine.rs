@@ -1,0 +1,260 @@
+//! Runs the WebAssembly form of the mapping through wasmtime, as any host embedding wasmtime
+//! would. The engine and module are compiled once; each worker keeps one instance and reuses
+//! it across rows. Fuel and memory limits stop a hostile or buggy module from hanging or
+//! exhausting the host; after any trap the instance is discarded and a fresh one is built.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use wasmtime::{
+    Config, Engine, Instance, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc,
+};
+
+use amplitude_posthog_transform::ABI_VERSION;
+
+use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
+
+/// The module built from `wasm-transform/` by build.rs, embedded in this binary.
+pub const EMBEDDED_MODULE: &[u8] = include_bytes!(env!("AMPLITUDE_POSTHOG_WASM"));
+
+/// Resource limits of one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct WasmLimits {
+    /// Fuel (roughly, WebAssembly instructions) for one row: allocation, mapping and release.
+    /// The default allows rows far larger than Vector's 4 MiB line limit.
+    pub fuel_per_row: u64,
+    /// Largest linear memory, in bytes.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for WasmLimits {
+    fn default() -> Self {
+        WasmLimits {
+            fuel_per_row: 20_000_000_000,
+            max_memory_bytes: 512 << 20,
+        }
+    }
+}
+
+/// Why a module cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmLoadError {
+    #[error("the WebAssembly module does not compile: {0}")]
+    Compile(String),
+    #[error("the WebAssembly module must not import anything, but imports {0}")]
+    Imports(String),
+    #[error("the WebAssembly module does not work: {0}")]
+    Instance(String),
+    #[error("the WebAssembly module implements ABI version {found}, this host needs {expected}")]
+    AbiVersion { found: u32, expected: u32 },
+}
+
+/// A compiled module, shareable between threads.
+#[derive(Clone)]
+pub struct WasmModule {
+    engine: Engine,
+    module: Module,
+    limits: WasmLimits,
+}
+
+impl WasmModule {
+    /// The module embedded in this binary.
+    pub fn embedded() -> Result<Self, WasmLoadError> {
+        Self::from_bytes(EMBEDDED_MODULE, WasmLimits::default())
+    }
+
+    /// Compiles a module and checks its ABI (exports, no imports, version).
+    pub fn from_bytes(bytes: &[u8], limits: WasmLimits) -> Result<Self, WasmLoadError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        let engine =
+            Engine::new(&config).map_err(|error| WasmLoadError::Compile(error.to_string()))?;
+        let module = Module::new(&engine, bytes)
+            .map_err(|error| WasmLoadError::Compile(error.to_string()))?;
+        let imports: Vec<String> = module
+            .imports()
+            .map(|import| format!("{}::{}", import.module(), import.name()))
+            .collect();
+        if !imports.is_empty() {
+            return Err(WasmLoadError::Imports(imports.join(", ")));
+        }
+        let loaded = WasmModule {
+            engine,
+            module,
+            limits,
+        };
+        let mut instance = LiveInstance::new(&loaded).map_err(WasmLoadError::Instance)?;
+        let found = instance.abi_version().map_err(WasmLoadError::Instance)?;
+        if found != ABI_VERSION {
+            return Err(WasmLoadError::AbiVersion {
+                found,
+                expected: ABI_VERSION,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// A mapper with its own instance, for one worker thread.
+    pub fn mapper(&self) -> WasmMapper {
+        WasmMapper {
+            module: self.clone(),
+            instance: None,
+            discarded: 0,
+        }
+    }
+}
+
+/// One instance and the exports the ABI defines.
+struct LiveInstance {
+    store: Store<StoreLimits>,
+    memory: Memory,
+    alloc: TypedFunc<u32, u32>,
+    dealloc: TypedFunc<(u32, u32), ()>,
+    transform: TypedFunc<(u32, u32), u64>,
+    abi_version: TypedFunc<(), u32>,
+    fuel_per_row: u64,
+}
+
+impl LiveInstance {
+    fn new(module: &WasmModule) -> Result<Self, String> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(module.limits.max_memory_bytes)
+            .instances(1)
+            .build();
+        let mut store = Store::new(&module.engine, limits);
+        store.limiter(|limits| limits);
+        store
+            .set_fuel(module.limits.fuel_per_row)
+            .map_err(|error| error.to_string())?;
+        let instance =
+            Instance::new(&mut store, &module.module, &[]).map_err(|error| error.to_string())?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or("no exported `memory`")?;
+        let function = |store: &mut Store<StoreLimits>, name: &str| {
+            instance
+                .get_func(&mut *store, name)
+                .ok_or_else(|| format!("no exported `{name}`"))
+        };
+        let alloc = function(&mut store, "alloc")?
+            .typed(&store)
+            .map_err(|error| format!("`alloc`: {error}"))?;
+        let dealloc = function(&mut store, "dealloc")?
+            .typed(&store)
+            .map_err(|error| format!("`dealloc`: {error}"))?;
+        let transform = function(&mut store, "transform")?
+            .typed(&store)
+            .map_err(|error| format!("`transform`: {error}"))?;
+        let abi_version = function(&mut store, "abi_version")?
+            .typed(&store)
+            .map_err(|error| format!("`abi_version`: {error}"))?;
+        Ok(LiveInstance {
+            store,
+            memory,
+            alloc,
+            dealloc,
+            transform,
+            abi_version,
+            fuel_per_row: module.limits.fuel_per_row,
+        })
+    }
+
+    fn abi_version(&mut self) -> Result<u32, String> {
+        self.abi_version
+            .call(&mut self.store, ())
+            .map_err(|error| error.to_string())
+    }
+
+    /// Runs `transform` on one line and returns the result object's bytes.
+    fn transform(&mut self, line: &[u8]) -> Result<Vec<u8>, String> {
+        self.store
+            .set_fuel(self.fuel_per_row)
+            .map_err(|error| error.to_string())?;
+        let length =
+            u32::try_from(line.len()).map_err(|_| "the row is larger than 4 GiB".to_owned())?;
+        let input = self
+            .alloc
+            .call(&mut self.store, length)
+            .map_err(|error| error.to_string())?;
+        self.memory
+            .write(&mut self.store, input as usize, line)
+            .map_err(|error| format!("writing the row: {error}"))?;
+        let packed = self
+            .transform
+            .call(&mut self.store, (input, length))
+            .map_err(|error| error.to_string())?;
+        let (output, output_length) = ((packed >> 32) as u32, packed as u32);
+        let mut result = vec![0; output_length as usize];
+        self.memory
+            .read(&self.store, output as usize, &mut result)
+            .map_err(|error| format!("reading the result: {error}"))?;
+        self.dealloc
+            .call(&mut self.store, (output, output_length))
+            .map_err(|error| error.to_string())?;
+        Ok(result)
+    }
+}
+
+/// Maps rows through one reused instance; one per worker.
+pub struct WasmMapper {
+    module: WasmModule,
+    instance: Option<LiveInstance>,
+    discarded: u64,
+}
+
+impl WasmMapper {
+    /// Maps one raw input line. A trap (out of fuel, out of memory, a bug in the module) makes
+    /// the row a reject with the trap's message, and the next row gets a fresh instance.
+    pub fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
+        let result = self
+            .live_instance()
+            .and_then(|instance| instance.transform(line))
+            .and_then(|bytes| parse_result(&bytes));
+        result.unwrap_or_else(|error| {
+            if self.instance.take().is_some() {
+                self.discarded += 1;
+            }
+            MappingOutcome::Rejected(RejectReason::Unexpected(format!(
+                "the WebAssembly module failed on this row: {error}"
+            )))
+        })
+    }
+
+    /// How many times an instance was discarded after a failure.
+    pub fn instances_discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    fn live_instance(&mut self) -> Result<&mut LiveInstance, String> {
+        match &mut self.instance {
+            Some(instance) => Ok(instance),
+            empty => Ok(empty.insert(LiveInstance::new(&self.module)?)),
+        }
+    }
+}
+
+/// `{"events":[…]}`, `{"skipped":"…"}` or `{"rejected":"…"}`, events kept as their exact bytes.
+fn parse_result(bytes: &[u8]) -> Result<MappingOutcome, String> {
+    #[derive(Deserialize)]
+    struct ResultObject<'a> {
+        #[serde(borrow)]
+        events: Option<Vec<&'a RawValue>>,
+        skipped: Option<String>,
+        rejected: Option<String>,
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| "the result is not UTF-8".to_owned())?;
+    let result: ResultObject = serde_json::from_str(text)
+        .map_err(|error| format!("the result is not a result object: {error}"))?;
+    match (result.events, result.skipped, result.rejected) {
+        (Some(events), None, None) => Ok(MappingOutcome::Events(
+            events
+                .into_iter()
+                .map(|event| event.get().to_owned())
+                .collect(),
+        )),
+        (None, Some(reason), None) => SkipReason::parse(&reason)
+            .map(MappingOutcome::Skipped)
+            .ok_or(format!("unknown skip reason {reason:?}")),
+        (None, None, Some(reason)) => Ok(MappingOutcome::Rejected(RejectReason::parse(&reason))),
+        _ => Err("the result object must hold exactly one of events, skipped, rejected".to_owned()),
+    }
+}
