@@ -261,3 +261,53 @@ fn a_bad_flag_is_refused() {
     assert!(!output.status.success());
     assert!(stderr_of(&output).contains("lua"));
 }
+
+#[test]
+fn every_engine_gives_the_same_bytes_on_a_generated_export() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let export = dir.path().join("export");
+    assert!(
+        cli()
+            .args([
+                "generate", "--rows", "5000", "--seed", "12", "--days", "1", "--out"
+            ])
+            .arg(&export)
+            .status()
+            .expect("runs")
+            .success()
+    );
+    let run = |engine: &str, format: &str| {
+        let output = cli()
+            .arg("map")
+            .arg(&export)
+            .args(["--engine", engine, "--format", format, "--threads", "2"])
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{engine}: {}", stderr_of(&output));
+        output.stdout
+    };
+    for format in ["events", "results"] {
+        let vrl = run("vrl", format);
+        assert!(!vrl.is_empty());
+        assert_eq!(run("wasm", format), vrl, "wasm differs from vrl ({format})");
+        assert_eq!(
+            run("native", format),
+            vrl,
+            "native differs from vrl ({format})"
+        );
+    }
+}
+
+#[test]
+fn wasm_module_writes_a_loadable_module() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("transform.wasm");
+    let output = cli()
+        .args(["wasm-module", "--out"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let bytes = std::fs::read(&path).expect("written");
+    assert_eq!(bytes, amplitude_posthog::wasm_engine::EMBEDDED_MODULE);
+}
