@@ -14,7 +14,10 @@ const MUTATIONS: &[(&str, &str)] = &[
         r#"posthog_event = "$pageview""#,
         r#"posthog_event = "$pageviex""#,
     ),
-    (r#""%Y-%m-%dT%H:%M:%S%.3fZ""#, r#""%Y-%m-%dT%H:%M:%S%.2fZ""#),
+    (
+        r#"event_timestamp = format_timestamp!(parsed_time, "%Y-%m-%dT%H:%M:%S%.3fZ""#,
+        r#"event_timestamp = format_timestamp!(parsed_time, "%Y-%m-%dT%H:%M:%S%.2fZ""#,
+    ),
     (r#"web_os = "Mac OS X""#, r#"web_os = "Mac OS Y""#),
     (
         r#""-7" + slice!(digest, 0, 3)"#,

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::row::{AmplitudeRow, string_value};
+use crate::row::{AmplitudeRow, Field, string_value};
 
 /// `{group_type: key}`: an array gives its first element, a scalar itself; the string value is
 /// used; entries without a value or with an empty one are left out. Sorted by group type.
 pub fn posthog_groups(row: &AmplitudeRow) -> BTreeMap<String, String> {
-    let Some(groups) = row.object("groups") else {
+    let Some(groups) = row.object(Field::Groups) else {
         return BTreeMap::new();
     };
     groups
@@ -28,7 +28,7 @@ pub fn posthog_groups(row: &AmplitudeRow) -> BTreeMap<String, String> {
 
 /// `$group_set` of one group: `group_properties[type][key]` when it is an object, else `{}`.
 pub fn group_set(row: &AmplitudeRow, group_type: &str, group_key: &str) -> Map<String, Value> {
-    row.object("group_properties")
+    row.object(Field::GroupProperties)
         .and_then(|by_type| by_type.get(group_type))
         .and_then(Value::as_object)
         .and_then(|by_key| by_key.get(group_key))

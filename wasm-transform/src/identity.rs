@@ -1,7 +1,7 @@
 //! §3 Identity: which id becomes `distinct_id`.
 
 use crate::contract::{MAX_ID_CHARS, REFUSED_IDS};
-use crate::row::AmplitudeRow;
+use crate::row::{AmplitudeRow, Field};
 
 /// The usable form of an id (§3): its string value trimmed, when non-empty, at most 200
 /// characters and not one PostHog refuses to merge.
@@ -29,12 +29,12 @@ fn is_refused(id: &str) -> bool {
 
 /// `distinct_id` (§3): usable user_id, else usable device_id, else `amplitude:<amplitude_id>`.
 pub fn distinct_id(row: &AmplitudeRow) -> Option<String> {
-    for key in ["user_id", "device_id"] {
-        if let Some(id) = row.string_value(key).as_deref().and_then(usable_id) {
+    for field in [Field::UserId, Field::DeviceId] {
+        if let Some(id) = row.string_value(field).as_deref().and_then(usable_id) {
             return Some(id.to_owned());
         }
     }
-    row.string_value("amplitude_id")
+    row.string_value(Field::AmplitudeId)
         .map(|id| id.trim().to_owned())
         .filter(|id| !id.is_empty())
         .map(|id| format!("amplitude:{id}"))

@@ -12,7 +12,7 @@ use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
 use crate::person::PersonProperties;
 use crate::platform::add_platform_properties;
 use crate::properties::{add_row_properties, clean_custom_properties};
-use crate::row::{AmplitudeRow, RowError};
+use crate::row::{AmplitudeRow, Field, RowError};
 use crate::session::{is_real_session, posthog_session_id};
 use crate::time::event_timestamp;
 use crate::uuid::{group_identify_uuid, row_uuid};
@@ -29,7 +29,7 @@ pub fn map_line(line: &[u8]) -> MappingOutcome {
 /// Maps one parsed row.
 pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
     let Some(event_type) = row
-        .str("event_type")
+        .str(Field::EventType)
         .filter(|name| !name.is_empty())
         .map(str::to_owned)
     else {
@@ -76,7 +76,8 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
             })
             .collect()
     } else {
-        let mut person = PersonProperties::from_user_properties(row.take_object("user_properties"));
+        let mut person =
+            PersonProperties::from_user_properties(row.take_object(Field::UserProperties));
         let (event, mut properties) = if event_type == "$identify" {
             // §8: an $identify row is a `$set` event with person properties and ids only.
             let mut properties = Map::new();
@@ -118,7 +119,7 @@ fn event_properties(
     event_type: &str,
     groups: &std::collections::BTreeMap<String, String>,
 ) -> Map<String, Value> {
-    let mut properties = row.take_object("event_properties");
+    let mut properties = row.take_object(Field::EventProperties);
     // The chain reads the element properties before the renames move them.
     let autocapture =
         autocapture_type(event_type).map(|kind| (kind, elements_chain(event_type, &properties)));
@@ -126,10 +127,10 @@ fn event_properties(
     add_row_properties(row, &mut properties);
     add_platform_properties(row, &mut properties);
     if let Some(session_id) = row
-        .integer("session_id")
+        .integer(Field::SessionId)
         .filter(|session| is_real_session(*session))
     {
-        let device = row.string_value("device_id").unwrap_or_default();
+        let device = row.string_value(Field::DeviceId).unwrap_or_default();
         properties.insert("$amplitude_session_id".to_owned(), Value::from(session_id));
         properties.insert(
             "$session_id".to_owned(),
@@ -154,14 +155,14 @@ fn event_properties(
 /// The raw ids every mapped row records (§5.1; §8 for `$identify`), and `$geoip_disable`:
 /// geo comes from Amplitude, PostHog must not re-derive it from `$ip`.
 fn add_ids(row: &AmplitudeRow, properties: &mut Map<String, Value>) {
-    if let Some(user_id) = row.present("user_id") {
+    if let Some(user_id) = row.present(Field::UserId) {
         properties.insert("$amplitude_user_id".to_owned(), user_id.clone());
     }
-    if let Some(device_id) = row.present("device_id") {
+    if let Some(device_id) = row.present(Field::DeviceId) {
         properties.insert("$device_id".to_owned(), device_id.clone());
         properties.insert("$amplitude_device_id".to_owned(), device_id.clone());
     }
-    if let Some(amplitude_id) = row.present("amplitude_id") {
+    if let Some(amplitude_id) = row.present(Field::AmplitudeId) {
         properties.insert("$amplitude_id".to_owned(), amplitude_id.clone());
     }
     properties.insert("$geoip_disable".to_owned(), Value::Bool(true));

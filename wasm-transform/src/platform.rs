@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
-use crate::row::AmplitudeRow;
+use crate::row::{AmplitudeRow, Field};
 
 /// Which set of rules applies to a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,11 +21,11 @@ impl Platform {
     /// library is one of the web SDKs (or Segment); else anything else. Case-insensitive.
     pub fn of(row: &AmplitudeRow) -> Platform {
         let platform = row
-            .string_value("platform")
+            .string_value(Field::Platform)
             .map(|value| value.to_lowercase())
             .unwrap_or_default();
         let library = row
-            .string_value("library")
+            .string_value(Field::Library)
             .map(|value| value.to_lowercase())
             .unwrap_or_default();
         match platform.as_str() {
@@ -45,9 +45,9 @@ impl Platform {
 
 /// Adds the §5.2 properties of a row.
 pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, Value>) {
-    let family = row.string_value("device_family");
-    let device_type = row.string_value("device_type");
-    let model = row.string_value("device_model");
+    let family = row.string_value(Field::DeviceFamily);
+    let device_type = row.string_value(Field::DeviceType);
+    let model = row.string_value(Field::DeviceModel);
     let hints = [&family, &device_type, &model]
         .map(|field| field.as_deref().unwrap_or_default().to_lowercase());
     let is_tablet = hints
@@ -66,12 +66,12 @@ pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, 
                     "Android"
                 }),
             );
-            if let Some(version) = row.string_value("os_version") {
+            if let Some(version) = row.string_value(Field::OsVersion) {
                 set("$os_version", Value::from(version.into_owned()));
             }
             if let Some(manufacturer) = row
-                .string_value("device_manufacturer")
-                .or_else(|| row.string_value("device_brand"))
+                .string_value(Field::DeviceManufacturer)
+                .or_else(|| row.string_value(Field::DeviceBrand))
             {
                 set(
                     "$device_manufacturer",
@@ -89,18 +89,18 @@ pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, 
                 Value::from(if is_tablet { "Tablet" } else { "Mobile" }),
             );
             if let Some(carrier) = row
-                .string_value("device_carrier")
+                .string_value(Field::DeviceCarrier)
                 .filter(|carrier| carrier != "--")
             {
                 set("$network_carrier", Value::from(carrier.into_owned()));
             }
         }
         Platform::Web => {
-            if let Some(browser) = row.string_value("os_name") {
+            if let Some(browser) = row.string_value(Field::OsName) {
                 set("$browser", Value::from(browser.into_owned()));
             }
             if let Some(version) = row
-                .string_value("os_version")
+                .string_value(Field::OsVersion)
                 .and_then(|version| browser_version(&version))
             {
                 set("$browser_version", version);
@@ -122,7 +122,7 @@ pub fn add_platform_properties(row: &AmplitudeRow, properties: &mut Map<String, 
             );
         }
         Platform::Other => {
-            if let Some(os) = row.string_value("os_name") {
+            if let Some(os) = row.string_value(Field::OsName) {
                 set("$os", Value::from(os.into_owned()));
             }
         }

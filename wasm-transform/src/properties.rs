@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use crate::contract::{COUNTRIES_TSV, DROPPED_PROPERTY_KEYS};
-use crate::row::AmplitudeRow;
+use crate::row::{AmplitudeRow, Field};
 
 /// Renames inside `event_properties` (§5.3 web, §5.4 revenue), in the order they apply.
 /// `$current_url` is the one rename with a fallback, handled on its own.
@@ -29,19 +29,19 @@ const RENAMES: [(&str, &str); 15] = [
 ];
 
 /// Row fields copied raw into properties when present (§5.1), in the order they are added.
-const RAW_FIELDS: [(&str, &str); 12] = [
-    ("event_id", "$amplitude_event_id"),
-    ("$insert_id", "$insert_id"),
-    ("library", "$amplitude_library"),
-    ("app", "$amplitude_project_id"),
-    ("ip_address", "$ip"),
-    ("country", "$geoip_country_name"),
-    ("region", "$geoip_subdivision_1_name"),
-    ("city", "$geoip_city_name"),
-    ("dma", "$amplitude_dma"),
-    ("language", "$amplitude_language"),
-    ("version_name", "$app_version"),
-    ("start_version", "$amplitude_start_version"),
+const RAW_FIELDS: [(Field, &str); 12] = [
+    (Field::EventId, "$amplitude_event_id"),
+    (Field::InsertId, "$insert_id"),
+    (Field::Library, "$amplitude_library"),
+    (Field::App, "$amplitude_project_id"),
+    (Field::IpAddress, "$ip"),
+    (Field::Country, "$geoip_country_name"),
+    (Field::Region, "$geoip_subdivision_1_name"),
+    (Field::City, "$geoip_city_name"),
+    (Field::Dma, "$amplitude_dma"),
+    (Field::Language, "$amplitude_language"),
+    (Field::VersionName, "$app_version"),
+    (Field::StartVersion, "$amplitude_start_version"),
 ];
 
 /// Drops the keys PostHog would act on and applies the renames. A renamed key is removed; a
@@ -75,18 +75,18 @@ pub fn add_row_properties(row: &AmplitudeRow, properties: &mut Map<String, Value
         }
     }
     for (field, property) in [
-        ("location_lat", "$geoip_latitude"),
-        ("location_lng", "$geoip_longitude"),
+        (Field::LocationLat, "$geoip_latitude"),
+        (Field::LocationLng, "$geoip_longitude"),
     ] {
         if let Some(number @ Value::Number(_)) = row.present(field) {
             properties.insert(property.to_owned(), number.clone());
         }
     }
-    if let Some(paying) = paying(row.present("paying")) {
+    if let Some(paying) = paying(row.present(Field::Paying)) {
         properties.insert("$amplitude_paying".to_owned(), Value::Bool(paying));
     }
     if let Some(code) = row
-        .str("country")
+        .str(Field::Country)
         .and_then(|name| country_code(name.trim()))
     {
         properties.insert("$geoip_country_code".to_owned(), Value::from(code));

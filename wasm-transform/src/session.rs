@@ -4,6 +4,7 @@
 use sha1::{Digest, Sha1};
 
 use crate::contract::SESSION_ID_LIMIT;
+use crate::uuid::lower_hex;
 
 /// A real session: an integer with 0 < id < 2^48 (strings and floats are not sessions).
 pub fn is_real_session(session_id: i64) -> bool {
@@ -13,18 +14,18 @@ pub fn is_real_session(session_id: i64) -> bool {
 /// `$session_id` for a real session on a device (device string value, or empty).
 pub fn posthog_session_id(device_id: &str, session_id: i64) -> String {
     let digest = Sha1::digest(format!("amplitude-session:{device_id}:{session_id}").as_bytes());
-    let hash: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hash = lower_hex(&digest);
     let time = format!("{session_id:012x}");
-    let variant = 8 + u8::from_str_radix(&hash[18..19], 16).unwrap_or(0) % 4;
-    format!(
-        "{}-{}-7{}-{:x}{}-{}",
-        &time[0..8],
-        &time[8..12],
-        &hash[0..3],
-        variant,
-        &hash[3..6],
-        &hash[6..18]
-    )
+    let variant = b"89ab"[usize::from(digest[9] >> 4) % 4];
+    let mut out = String::with_capacity(36);
+    for part in [&time[0..8], "-", &time[8..12], "-7", &hash[0..3], "-"] {
+        out.push_str(part);
+    }
+    out.push(char::from(variant));
+    for part in [&hash[3..6], "-", &hash[6..18]] {
+        out.push_str(part);
+    }
+    out
 }
 
 #[cfg(test)]

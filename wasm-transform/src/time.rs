@@ -1,22 +1,22 @@
 //! §4 Time: the event's timestamp, from the first time field that parses.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
 
-use crate::row::AmplitudeRow;
+use crate::row::{AmplitudeRow, Field};
 
 /// The time fields, in the order they are tried.
-const TIME_FIELDS: [&str; 4] = [
-    "event_time",
-    "client_event_time",
-    "server_received_time",
-    "server_upload_time",
+const TIME_FIELDS: [Field; 4] = [
+    Field::EventTime,
+    Field::ClientEventTime,
+    Field::ServerReceivedTime,
+    Field::ServerUploadTime,
 ];
 
 /// RFC 3339 in UTC with exactly three fraction digits (truncated), `Z` suffix.
 pub fn event_timestamp(row: &AmplitudeRow) -> Option<String> {
     TIME_FIELDS
         .iter()
-        .find_map(|field| row.str(field).and_then(parse_amplitude_time))
+        .find_map(|field| row.str(*field).and_then(parse_amplitude_time))
 }
 
 /// Accepts `YYYY-MM-DD[ T]HH:MM:SS[.f{1,9}][Z|±HH:MM]`, ASCII digits only, a real date and
@@ -42,7 +42,7 @@ pub fn parse_amplitude_time(text: &str) -> Option<String> {
     if !shape_ok || &bytes[0..4] == b"0000" {
         return None;
     }
-    let two = |at: usize| (bytes[at] - b'0') * 10 + (bytes[at + 1] - b'0');
+    let two = |at: usize| two_at(bytes, at);
     if two(11) > 23 || two(14) > 59 || two(17) > 59 {
         return None;
     }
@@ -56,31 +56,59 @@ pub fn parse_amplitude_time(text: &str) -> Option<String> {
         fraction = &rest[..=count];
         rest = &after_dot[count..];
     }
-    let zone = match rest {
-        "" | "Z" => "+00:00",
+    let offset_seconds = match rest {
+        "" | "Z" => 0,
         offset => {
             let offset_bytes = offset.as_bytes();
             let valid = offset_bytes.len() == 6
                 && (offset_bytes[0] == b'+' || offset_bytes[0] == b'-')
                 && offset_bytes[1..3].iter().all(u8::is_ascii_digit)
                 && offset_bytes[3] == b':'
-                && offset_bytes[4..6].iter().all(u8::is_ascii_digit)
-                && (offset_bytes[1] - b'0') * 10 + (offset_bytes[2] - b'0') <= 23
-                && (offset_bytes[4] - b'0') * 10 + (offset_bytes[5] - b'0') <= 59;
-            if !valid {
+                && offset_bytes[4..6].iter().all(u8::is_ascii_digit);
+            if !valid || two_at(offset_bytes, 1) > 23 || two_at(offset_bytes, 4) > 59 {
                 return None;
             }
-            offset
+            let seconds =
+                i64::from(two_at(offset_bytes, 1)) * 3600 + i64::from(two_at(offset_bytes, 4)) * 60;
+            if offset_bytes[0] == b'-' {
+                -seconds
+            } else {
+                seconds
+            }
         }
     };
-    // chrono checks the calendar, exactly as the VRL program's parse_timestamp does.
-    let normalised = format!("{}T{}{}{}", &text[0..10], &text[11..19], fraction, zone);
-    let parsed = DateTime::parse_from_str(&normalised, "%Y-%m-%dT%H:%M:%S%.f%:z").ok()?;
-    let utc = parsed.with_timezone(&Utc);
+    // The calendar check (February 30th, …) is chrono's, as in the VRL program's parse.
+    let year = text[0..4].parse().ok()?;
+    let date = NaiveDate::from_ymd_opt(year, u32::from(two(5)), u32::from(two(8)))?;
+    let nanos = fraction.get(1..).map_or(0, |digits| {
+        digits.parse::<u32>().unwrap_or(0) * 10_u32.pow(9 - digits.len() as u32)
+    });
+    let time = NaiveTime::from_hms_nano_opt(
+        u32::from(two(11)),
+        u32::from(two(14)),
+        u32::from(two(17)),
+        nanos,
+    )?;
+    let utc =
+        NaiveDateTime::new(date, time).checked_sub_signed(TimeDelta::seconds(offset_seconds))?;
     if !(1..=9999).contains(&utc.year()) {
         return None;
     }
-    Some(utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    // Milliseconds are truncated, never rounded.
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        utc.year(),
+        utc.month(),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+        utc.nanosecond() / 1_000_000
+    ))
+}
+
+fn two_at(bytes: &[u8], at: usize) -> u8 {
+    (bytes[at] - b'0') * 10 + (bytes[at + 1] - b'0')
 }
 
 #[cfg(test)]

@@ -4,21 +4,24 @@
 use sha1::{Digest, Sha1};
 
 use crate::contract::UUID_NAMESPACE;
-use crate::row::AmplitudeRow;
+use crate::row::{AmplitudeRow, Field};
 
 /// The row's uuid (§4).
 pub fn row_uuid(row: &AmplitudeRow, event_type: &str) -> String {
-    if let Some(given) = row.str("uuid").filter(|given| is_hyphenated_uuid(given)) {
+    if let Some(given) = row
+        .str(Field::Uuid)
+        .filter(|given| is_hyphenated_uuid(given))
+    {
         return given.to_ascii_lowercase();
     }
-    let part = |key: &str| row.string_value(key).unwrap_or_default();
+    let part = |field: Field| row.string_value(field).unwrap_or_default();
     let name = format!(
         "amplitude-event:{}|{}|{}|{}|{}",
-        part("device_id"),
-        part("$insert_id"),
-        part("event_id"),
+        part(Field::DeviceId),
+        part(Field::InsertId),
+        part(Field::EventId),
         event_type,
-        part("event_time")
+        part(Field::EventTime)
     );
     uuid_v5(name.as_bytes())
 }
@@ -50,9 +53,20 @@ pub fn uuid_v5(name: &[u8]) -> String {
     hyphenated(&bytes)
 }
 
+/// Lower-case hex of bytes.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// Lower-case hyphenated form of 16 bytes.
 pub fn hyphenated(bytes: &[u8; 16]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
     for (index, byte) in bytes.iter().enumerate() {
         if matches!(index, 4 | 6 | 8 | 10) {
