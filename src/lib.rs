@@ -4,12 +4,14 @@
 //! - [`wasm_engine`]: the same mapping compiled to WebAssembly, run by wasmtime.
 //! - [`engine`]: every form of the mapping behind one interface.
 //! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
+//! - [`resume`]: crash recovery for gzip files in Vector's file source.
 //! - [`generator`]: realistic, deterministic Amplitude exports.
 
 pub mod engine;
 pub mod generator;
 pub mod input;
 pub mod map_run;
+pub mod resume;
 pub mod summary;
 pub mod vrl_engine;
 pub mod wasm_engine;

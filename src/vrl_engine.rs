@@ -66,6 +66,11 @@ impl VrlProgram {
         }
     }
 
+    /// The compiled program, for hosts that run it against their own targets.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
     /// Compiler warnings, rendered by VRL's diagnostic formatter.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -121,7 +126,7 @@ impl VrlMapper {
 
 /// The message Vector's remap puts in `metadata.dropped.message`: the user's message of an
 /// `assert`/`abort` when there is one, else the error's text.
-fn dropped_message(error: &vrl::compiler::ExpressionError) -> String {
+pub fn dropped_message(error: &vrl::compiler::ExpressionError) -> String {
     use vrl::diagnostic::DiagnosticMessage;
     error
         .notes()

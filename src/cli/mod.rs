@@ -2,6 +2,7 @@
 
 mod generate;
 mod map;
+mod resume;
 mod wasm_module;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Map(map::MapArgs),
     /// Generate a realistic, deterministic Amplitude export for tests and benchmarks.
     Generate(generate::GenerateArgs),
+    /// After a crash: make Vector re-read the gzip exports it was in the middle of.
+    Resume(resume::ResumeArgs),
     /// Write the mapping's WebAssembly module (for hosts that embed wasmtime).
     WasmModule(wasm_module::WasmModuleArgs),
 }
@@ -35,6 +38,7 @@ pub fn run() -> ExitCode {
         Command::Map(args) => map::run(args),
         Command::Generate(args) => generate::run(args),
         Command::WasmModule(args) => wasm_module::run(args),
+        Command::Resume(args) => resume::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,3 +3,5 @@
 
 pub mod fixtures;
 pub mod forms;
+pub mod posthog_capture;
+pub mod vector_tests;

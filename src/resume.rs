@@ -1,0 +1,267 @@
+//! Crash-safe resume for gzip exports read by Vector's `file` source.
+//!
+//! Vector never re-reads a gzip file that has a checkpoint, even one it was in the middle of
+//! when it stopped: the rest of that file would be lost. `resume` finds export files whose
+//! checkpoint `position` (in decompressed bytes) is short of their decompressed length and
+//! removes those checkpoints, so Vector reads them again from the start; the deterministic
+//! uuids of the mapping make the part PostHog already has collapse there.
+//!
+//! Checkpoints live in `<data_dir>/<source id>/checkpoints.json`:
+//! `{"version":"1","checkpoints":[{"fingerprint":{"dev_inode":[dev,ino]},"position":N,"modified":"…"}]}`.
+//! Entries of other shapes are kept untouched.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use serde_json::Value;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What `resume` found for one export file or checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// Read to its end: nothing to do.
+    Complete { path: PathBuf, length: u64 },
+    /// Read in part: its checkpoint is removed so Vector reads it again.
+    Partial {
+        path: PathBuf,
+        position: u64,
+        length: u64,
+    },
+    /// A plain (not gzip) file: Vector resumes those from their checkpoint itself.
+    Plain { path: PathBuf, position: u64 },
+    /// An export file without a checkpoint: Vector will read it from the start anyway.
+    NotStarted { path: PathBuf },
+    /// A checkpoint whose file is no longer in the export directory: kept as it is.
+    Unknown {
+        device: u64,
+        inode: u64,
+        position: u64,
+    },
+    /// A gzip file that cannot be decompressed to its end: reported, its checkpoint kept.
+    Unreadable { path: PathBuf, error: String },
+}
+
+/// The result of a `resume` run.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeReport {
+    pub files: Vec<FileState>,
+    pub checkpoints_removed: usize,
+    pub checkpoints_file: PathBuf,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("{0} is locked by a running Vector ({1}); stop Vector before running resume")]
+    Locked(PathBuf, PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path} is not a Vector checkpoints file: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// Finds partially delivered gzip files and (unless `dry_run`) removes their checkpoints.
+pub fn resume(
+    data_dir: &Path,
+    source_id: &str,
+    export_dirs: &[PathBuf],
+    dry_run: bool,
+) -> Result<ResumeReport, ResumeError> {
+    if let Some(lock) = held_lock(data_dir) {
+        return Err(ResumeError::Locked(data_dir.to_path_buf(), lock));
+    }
+    let checkpoints_file = data_dir.join(source_id).join("checkpoints.json");
+    let mut report = ResumeReport {
+        checkpoints_file: checkpoints_file.clone(),
+        dry_run,
+        ..ResumeReport::default()
+    };
+    let text = match fs::read_to_string(&checkpoints_file) {
+        Ok(text) => text,
+        // No checkpoints yet: nothing was read, nothing can be lost.
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(report),
+        Err(error) => {
+            return Err(ResumeError::Read {
+                path: checkpoints_file,
+                source: error,
+            });
+        }
+    };
+    let mut document: Value = serde_json::from_str(&text).map_err(|error| ResumeError::Format {
+        path: checkpoints_file.clone(),
+        reason: error.to_string(),
+    })?;
+    let entries = document
+        .get_mut("checkpoints")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| ResumeError::Format {
+            path: checkpoints_file.clone(),
+            reason: "no `checkpoints` array".to_owned(),
+        })?;
+
+    let mut files = export_files(export_dirs)?;
+    let mut keep = Vec::with_capacity(entries.len());
+    for entry in entries.drain(..) {
+        let Some((device, inode, position)) = dev_inode_checkpoint(&entry) else {
+            keep.push(entry);
+            continue;
+        };
+        let Some(path) = files.remove(&(device, inode)) else {
+            report.files.push(FileState::Unknown {
+                device,
+                inode,
+                position,
+            });
+            keep.push(entry);
+            continue;
+        };
+        match decompressed_length(&path) {
+            Ok(None) => {
+                report.files.push(FileState::Plain { path, position });
+                keep.push(entry);
+            }
+            Ok(Some(length)) if position >= length => {
+                report.files.push(FileState::Complete { path, length });
+                keep.push(entry);
+            }
+            Ok(Some(length)) => {
+                report.files.push(FileState::Partial {
+                    path,
+                    position,
+                    length,
+                });
+                report.checkpoints_removed += 1;
+            }
+            Err(error) => {
+                report.files.push(FileState::Unreadable {
+                    path,
+                    error: error.to_string(),
+                });
+                keep.push(entry);
+            }
+        }
+    }
+    report.files.extend(
+        files
+            .into_values()
+            .map(|path| FileState::NotStarted { path }),
+    );
+    *entries = keep;
+    if report.checkpoints_removed > 0 && !dry_run {
+        let json = serde_json::to_vec(&document).map_err(|error| ResumeError::Format {
+            path: checkpoints_file.clone(),
+            reason: error.to_string(),
+        })?;
+        write_atomically(&checkpoints_file, &json).map_err(|error| ResumeError::Write {
+            path: checkpoints_file.clone(),
+            source: error,
+        })?;
+    }
+    Ok(report)
+}
+
+/// `(device, inode, position)` of a `dev_inode` checkpoint.
+fn dev_inode_checkpoint(entry: &Value) -> Option<(u64, u64, u64)> {
+    let pair = entry.get("fingerprint")?.get("dev_inode")?.as_array()?;
+    match (
+        pair.first()?.as_u64(),
+        pair.get(1)?.as_u64(),
+        entry.get("position")?.as_u64(),
+    ) {
+        (Some(device), Some(inode), Some(position)) if pair.len() == 2 => {
+            Some((device, inode, position))
+        }
+        _ => None,
+    }
+}
+
+/// Every regular file under the export directories, by (device, inode).
+fn export_files(dirs: &[PathBuf]) -> Result<BTreeMap<(u64, u64), PathBuf>, ResumeError> {
+    let mut files = BTreeMap::new();
+    let mut pending: Vec<PathBuf> = dirs.to_vec();
+    while let Some(dir) = pending.pop() {
+        let entries = fs::read_dir(&dir).map_err(|error| ResumeError::Read {
+            path: dir.clone(),
+            source: error,
+        })?;
+        for entry in entries {
+            let path = entry
+                .map_err(|error| ResumeError::Read {
+                    path: dir.clone(),
+                    source: error,
+                })?
+                .path();
+            let metadata = fs::metadata(&path).map_err(|error| ResumeError::Read {
+                path: path.clone(),
+                source: error,
+            })?;
+            if metadata.is_dir() {
+                pending.push(path);
+            } else if metadata.is_file() {
+                files.insert((metadata.dev(), metadata.ino()), path);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The decompressed length of a gzip file (all members), or `None` for a plain file.
+fn decompressed_length(path: &Path) -> io::Result<Option<u64>> {
+    let mut file = File::open(path)?;
+    let mut magic = [0u8; 2];
+    let read = file.read(&mut magic)?;
+    if read < 2 || magic != GZIP_MAGIC {
+        return Ok(None);
+    }
+    let file = File::open(path)?;
+    io::copy(
+        &mut MultiGzDecoder::new(io::BufReader::new(file)),
+        &mut io::sink(),
+    )
+    .map(Some)
+}
+
+/// A lock file under the data directory that a running Vector holds (its disk buffers lock
+/// `buffer.lock` for as long as it runs).
+fn held_lock(data_dir: &Path) -> Option<PathBuf> {
+    let mut pending = vec![data_dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|extension| extension == "lock")
+                && let Ok(file) = File::open(&path)
+            {
+                // Vector holds an exclusive lock; taking and releasing it proves nobody does.
+                match file.try_lock() {
+                    Ok(()) => {
+                        let _ = file.unlock();
+                    }
+                    Err(_) => return Some(path),
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Writes to a temporary name beside the file, then renames over it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temporary = path.with_extension("json.resume-tmp");
+    {
+        let mut file = File::create(&temporary)?;
+        io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temporary, path)
+}

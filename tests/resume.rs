@@ -1,0 +1,233 @@
+//! `amplitude-posthog resume`: complete, partial, plain, missing and unknown files; dry runs;
+//! atomic rewrite; refusal while Vector holds the data directory.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use amplitude_posthog::resume::{FileState, ResumeError, resume};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+
+fn gzip_members(members: &[&[u8]]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for member in members {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(member).expect("write");
+        bytes.extend(encoder.finish().expect("finish"));
+    }
+    bytes
+}
+
+fn dev_inode(path: &Path) -> (u64, u64) {
+    let metadata = fs::metadata(path).expect("exists");
+    (metadata.dev(), metadata.ino())
+}
+
+fn checkpoint(path: &Path, position: u64) -> Value {
+    let (device, inode) = dev_inode(path);
+    json!({"fingerprint": {"dev_inode": [device, inode]}, "position": position, "modified": "2026-11-28T10:00:00.000000000Z"})
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    export: std::path::PathBuf,
+    checkpoints: std::path::PathBuf,
+}
+
+/// An export with a complete file (two gzip members), a partial one, a plain file, one not
+/// started, and a checkpoint of a file that is gone.
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tmp");
+    let export = dir.path().join("export/187520");
+    fs::create_dir_all(&export).expect("dirs");
+    let rows = b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n";
+    fs::write(
+        export.join("187520_2024-01-01_0#1.json.gz"),
+        gzip_members(&[b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}", b"\n"]),
+    )
+    .expect("write");
+    fs::write(
+        export.join("187520_2024-01-01_1#2.json.gz"),
+        gzip_members(&[rows]),
+    )
+    .expect("write");
+    fs::write(export.join("187520_2024-01-01_2#3.json"), rows).expect("write");
+    fs::write(
+        export.join("187520_2024-01-01_3#4.json.gz"),
+        gzip_members(&[rows]),
+    )
+    .expect("write");
+    let data_dir = dir.path().join("vector-data");
+    fs::create_dir_all(data_dir.join("amplitude")).expect("dirs");
+    let checkpoints = data_dir.join("amplitude/checkpoints.json");
+    let document = json!({"version": "1", "checkpoints": [
+        checkpoint(&export.join("187520_2024-01-01_0#1.json.gz"), rows.len() as u64),
+        checkpoint(&export.join("187520_2024-01-01_1#2.json.gz"), 8),
+        checkpoint(&export.join("187520_2024-01-01_2#3.json"), 8),
+        {"fingerprint": {"dev_inode": [1, 999_999_999]}, "position": 5, "modified": "2026-11-28T10:00:00Z"},
+        {"fingerprint": {"checksum": 1234}, "position": 5, "modified": "2026-11-28T10:00:00Z"},
+    ]});
+    fs::write(&checkpoints, serde_json::to_vec(&document).expect("json")).expect("write");
+    Setup {
+        export: dir.path().join("export"),
+        _dir: dir,
+        data_dir,
+        checkpoints,
+    }
+}
+
+fn positions(checkpoints: &Path) -> Vec<u64> {
+    let document: Value =
+        serde_json::from_slice(&fs::read(checkpoints).expect("read")).expect("json");
+    document["checkpoints"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|entry| entry["position"].as_u64().expect("position"))
+        .collect()
+}
+
+#[test]
+fn removes_only_the_checkpoints_of_partially_delivered_gzip_files() {
+    let setup = setup();
+    let report = resume(
+        &setup.data_dir,
+        "amplitude",
+        std::slice::from_ref(&setup.export),
+        false,
+    )
+    .expect("resume");
+    assert_eq!(report.checkpoints_removed, 1);
+    let partial: Vec<_> = report
+        .files
+        .iter()
+        .filter(|file| matches!(file, FileState::Partial { .. }))
+        .collect();
+    assert!(
+        matches!(partial.as_slice(), [FileState::Partial { position: 8, length: 24, path }] if path.ends_with("187520_2024-01-01_1#2.json.gz")),
+        "{partial:?}"
+    );
+    assert!(
+        report
+            .files
+            .iter()
+            .any(|file| matches!(file, FileState::Complete { length: 24, .. }))
+    );
+    assert!(
+        report
+            .files
+            .iter()
+            .any(|file| matches!(file, FileState::Plain { position: 8, .. }))
+    );
+    assert!(report.files.iter().any(|file| matches!(file, FileState::NotStarted { path } if path.ends_with("187520_2024-01-01_3#4.json.gz"))));
+    assert!(report.files.iter().any(|file| matches!(
+        file,
+        FileState::Unknown {
+            inode: 999_999_999,
+            ..
+        }
+    )));
+    // Complete, plain, unknown and foreign-fingerprint checkpoints stay, in order.
+    assert_eq!(positions(&setup.checkpoints), vec![24, 8, 5, 5]);
+    // A second run has nothing left to do.
+    let again = resume(
+        &setup.data_dir,
+        "amplitude",
+        std::slice::from_ref(&setup.export),
+        false,
+    )
+    .expect("resume");
+    assert_eq!(again.checkpoints_removed, 0);
+}
+
+#[test]
+fn a_dry_run_changes_nothing() {
+    let setup = setup();
+    let before = fs::read(&setup.checkpoints).expect("read");
+    let report = resume(
+        &setup.data_dir,
+        "amplitude",
+        std::slice::from_ref(&setup.export),
+        true,
+    )
+    .expect("resume");
+    assert_eq!(report.checkpoints_removed, 1);
+    assert_eq!(fs::read(&setup.checkpoints).expect("read"), before);
+}
+
+#[test]
+fn no_checkpoints_file_means_nothing_to_do() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let report =
+        resume(dir.path(), "amplitude", &[dir.path().to_path_buf()], false).expect("resume");
+    assert_eq!(report.checkpoints_removed, 0);
+}
+
+#[test]
+fn refuses_while_vector_holds_the_data_directory() {
+    let setup = setup();
+    let buffer = setup.data_dir.join("buffer/v2/posthog");
+    fs::create_dir_all(&buffer).expect("dirs");
+    let lock = fs::File::create(buffer.join("buffer.lock")).expect("lock file");
+    lock.lock().expect("hold the lock as Vector does");
+    let before = fs::read(&setup.checkpoints).expect("read");
+    let error = resume(
+        &setup.data_dir,
+        "amplitude",
+        std::slice::from_ref(&setup.export),
+        false,
+    )
+    .expect_err("refused");
+    assert!(matches!(error, ResumeError::Locked(..)), "{error}");
+    assert!(error.to_string().contains("stop Vector"));
+    assert_eq!(fs::read(&setup.checkpoints).expect("read"), before);
+    lock.unlock().expect("release");
+    assert!(
+        resume(
+            &setup.data_dir,
+            "amplitude",
+            std::slice::from_ref(&setup.export),
+            false
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_corrupt_checkpoints_file_is_reported_not_overwritten() {
+    let setup = setup();
+    fs::write(&setup.checkpoints, b"{not json").expect("write");
+    let error = resume(
+        &setup.data_dir,
+        "amplitude",
+        std::slice::from_ref(&setup.export),
+        false,
+    )
+    .expect_err("refused");
+    assert!(matches!(error, ResumeError::Format { .. }), "{error}");
+    assert_eq!(fs::read(&setup.checkpoints).expect("read"), b"{not json");
+}
+
+#[test]
+fn the_command_reports_what_it_changed() {
+    let setup = setup();
+    let output = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+        .args(["resume", "--data-dir"])
+        .arg(&setup.data_dir)
+        .arg("--export")
+        .arg(&setup.export)
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("will re-read") && stderr.contains("187520_2024-01-01_1#2.json.gz"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("removed 1 checkpoint(s)"), "{stderr}");
+}

@@ -1,0 +1,316 @@
+//! `vector.toml` checked without Vector: it parses, every input exists, every VRL program it
+//! references compiles without warnings, the framed request body is what PostHog expects, no
+//! key is written in it, and none of the settings that prevent data loss can quietly go away.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use amplitude_posthog::MappingOutcome;
+use amplitude_posthog::generator::{Generator, GeneratorConfig};
+use amplitude_posthog::vrl_engine::VrlProgram;
+use toml::{Table, Value};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config_text() -> String {
+    std::fs::read_to_string(root().join("vector.toml")).expect("vector.toml exists")
+}
+
+fn config() -> Table {
+    toml::from_str(&config_text()).expect("vector.toml is valid TOML")
+}
+
+/// A dotted path into the config, e.g. `sinks.posthog.batch.max_bytes`.
+fn at<'a>(config: &'a Table, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut value = config.get(parts.next()?)?;
+    for part in parts {
+        value = value.get(part)?;
+    }
+    Some(value)
+}
+
+fn string<'a>(config: &'a Table, path: &str) -> &'a str {
+    at(config, path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{path} must be a string"))
+}
+
+fn integer(config: &Table, path: &str) -> i64 {
+    at(config, path)
+        .and_then(Value::as_integer)
+        .unwrap_or_else(|| panic!("{path} must be an integer"))
+}
+
+fn boolean(config: &Table, path: &str) -> bool {
+    at(config, path)
+        .and_then(Value::as_bool)
+        .unwrap_or_else(|| panic!("{path} must be a boolean"))
+}
+
+fn components(config: &Table, kind: &str) -> Vec<(String, Table)> {
+    at(config, kind)
+        .and_then(Value::as_table)
+        .map(|table| {
+            table
+                .iter()
+                .map(|(id, component)| {
+                    (
+                        id.clone(),
+                        component.as_table().cloned().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_input_names_an_existing_component_output() {
+    let config = config();
+    let mut outputs: BTreeSet<String> = components(&config, "sources")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    for (id, transform) in components(&config, "transforms") {
+        if transform.get("reroute_dropped").and_then(Value::as_bool) == Some(true) {
+            outputs.insert(format!("{id}.dropped"));
+        }
+        outputs.insert(id);
+    }
+    let mut consumers = components(&config, "transforms");
+    consumers.extend(components(&config, "sinks"));
+    assert!(!consumers.is_empty());
+    for (id, component) in consumers {
+        let inputs = component
+            .get("inputs")
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("{id} has no inputs"));
+        for input in inputs {
+            let input = input.as_str().expect("inputs are names");
+            assert!(
+                outputs.contains(input),
+                "{id} reads {input}, which no component produces"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_referenced_vrl_program_compiles_without_warnings() {
+    let config = config();
+    let mut programs = 0;
+    for (id, transform) in components(&config, "transforms") {
+        let Some(file) = transform.get("file").and_then(Value::as_str) else {
+            continue;
+        };
+        let source = std::fs::read_to_string(root().join(file))
+            .unwrap_or_else(|error| panic!("{id}: cannot read {file}: {error}"));
+        let program = VrlProgram::compile(&source).unwrap_or_else(|error| panic!("{id}: {error}"));
+        assert!(
+            program.warnings().is_empty(),
+            "{id}: {}",
+            program.warnings().join("\n")
+        );
+        programs += 1;
+    }
+    assert!(programs >= 1);
+}
+
+#[test]
+fn the_source_reads_whole_gzip_exports_safely() {
+    let config = config();
+    let source = "sources.amplitude";
+    assert_eq!(string(&config, &format!("{source}.type")), "file");
+    assert_eq!(string(&config, &format!("{source}.read_from")), "beginning");
+    assert_eq!(
+        string(&config, &format!("{source}.fingerprint.strategy")),
+        "device_and_inode"
+    );
+    assert!(integer(&config, &format!("{source}.max_line_bytes")) >= 4 * 1024 * 1024);
+    assert!(
+        at(&config, &format!("{source}.remove_after_secs")).is_none(),
+        "remove_after_secs deletes files before acknowledgement"
+    );
+    assert!(
+        at(&config, &format!("{source}.ignore_checkpoints"))
+            .is_none_or(|value| value.as_bool() == Some(false))
+    );
+    let include = at(&config, &format!("{source}.include"))
+        .and_then(Value::as_array)
+        .expect("include");
+    assert!(
+        include
+            .iter()
+            .all(|pattern| pattern.as_str().is_some_and(|p| p.ends_with(".json.gz")))
+    );
+    assert!(
+        boolean(&config, "acknowledgements.enabled"),
+        "end-to-end acknowledgements must be on"
+    );
+    assert!(
+        at(&config, "data_dir")
+            .and_then(Value::as_str)
+            .is_some_and(|dir| !dir.is_empty())
+    );
+}
+
+#[test]
+fn the_remap_reroutes_every_refused_row_with_its_reason() {
+    let config = config();
+    let remap = "transforms.events";
+    assert_eq!(string(&config, &format!("{remap}.type")), "remap");
+    assert_eq!(
+        string(&config, &format!("{remap}.file")),
+        "vrl/amplitude_to_posthog.vrl"
+    );
+    assert_eq!(string(&config, &format!("{remap}.timezone")), "UTC");
+    assert!(boolean(&config, &format!("{remap}.drop_on_error")));
+    assert!(boolean(&config, &format!("{remap}.reroute_dropped")));
+    let dead_letters = components(&config, "sinks")
+        .into_iter()
+        .filter(|(_, sink)| {
+            sink.get("inputs")
+                .and_then(Value::as_array)
+                .is_some_and(|inputs| inputs.iter().any(|i| i.as_str() == Some("events.dropped")))
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        dead_letters.len(),
+        1,
+        "exactly one sink receives the dead letters"
+    );
+    let (id, sink) = &dead_letters[0];
+    assert_eq!(
+        sink.get("type").and_then(Value::as_str),
+        Some("file"),
+        "{id}"
+    );
+    let path = sink.get("path").and_then(Value::as_str).expect("path");
+    assert!(
+        path.contains("%Y-%m-%d"),
+        "one dead-letter file per day: {path}"
+    );
+    assert_eq!(
+        at(&config, &format!("sinks.{id}.encoding.codec")).and_then(Value::as_str),
+        Some("json")
+    );
+}
+
+#[test]
+fn the_posthog_sink_batches_retries_and_buffers_safely() {
+    let config = config();
+    let sink = "sinks.posthog";
+    assert_eq!(string(&config, &format!("{sink}.type")), "http");
+    let inputs = at(&config, &format!("{sink}.inputs"))
+        .and_then(Value::as_array)
+        .expect("inputs");
+    assert_eq!(
+        inputs
+            .iter()
+            .map(|input| input.as_str())
+            .collect::<Vec<_>>(),
+        vec![Some("events")]
+    );
+    let uri = string(&config, &format!("{sink}.uri"));
+    assert!(
+        uri.starts_with("https://") && uri.ends_with("/batch/"),
+        "{uri}"
+    );
+    assert!(
+        !uri.contains("SECRET["),
+        "a secret in uri makes `vector validate` fail"
+    );
+    assert_eq!(string(&config, &format!("{sink}.compression")), "gzip");
+    assert_eq!(string(&config, &format!("{sink}.encoding.codec")), "json");
+    // Well under PostHog's 20 MB requests, even uncompressed.
+    let max_bytes = integer(&config, &format!("{sink}.batch.max_bytes"));
+    assert!(
+        (1..=10_000_000).contains(&max_bytes),
+        "batch.max_bytes {max_bytes}"
+    );
+    // A configurable request rate.
+    assert!(integer(&config, &format!("{sink}.request.rate_limit_num")) >= 1);
+    assert!(integer(&config, &format!("{sink}.request.rate_limit_duration_secs")) >= 1);
+    // Retries never give up (an outage pauses the migration instead of dropping batches).
+    assert!(integer(&config, &format!("{sink}.request.retry_attempts")) >= 1_000_000);
+    // Batches in flight survive a restart.
+    assert_eq!(string(&config, &format!("{sink}.buffer.type")), "disk");
+    assert_eq!(
+        string(&config, &format!("{sink}.buffer.when_full")),
+        "block"
+    );
+    assert!(integer(&config, &format!("{sink}.buffer.max_size")) >= 268_435_488);
+    assert!(boolean(
+        &config,
+        &format!("{sink}.acknowledgements.enabled")
+    ));
+}
+
+#[test]
+fn the_framed_body_is_the_batch_request_posthog_expects() {
+    let config = config();
+    let prefix = string(&config, "sinks.posthog.payload_prefix");
+    let suffix = string(&config, "sinks.posthog.payload_suffix");
+    assert!(
+        prefix.contains("SECRET[posthog.api_key]"),
+        "the key comes from the secret backend"
+    );
+    assert_eq!(string(&config, "secret.posthog.type"), "directory");
+    // Vector substitutes the secret, then frames events as `[e1,e2,…]` between prefix and suffix.
+    let prefix = prefix.replace("SECRET[posthog.api_key]", "phc_test");
+    let events: Vec<String> = Generator::new(GeneratorConfig {
+        rows: 300,
+        seed: 5,
+        broken_share: 0.0,
+        ..GeneratorConfig::default()
+    })
+    .filter_map(
+        |row| match amplitude_posthog_transform::map_line(&row.line) {
+            MappingOutcome::Events(events) => Some(events),
+            _ => None,
+        },
+    )
+    .flatten()
+    .collect();
+    let body = format!("{prefix}[{}]{suffix}", events.join(","));
+    let parsed: serde_json::Value = serde_json::from_str(&body).expect("the framed body is JSON");
+    assert_eq!(parsed["api_key"], "phc_test");
+    assert_eq!(
+        parsed["historical_migration"],
+        serde_json::Value::Bool(true)
+    );
+    assert_eq!(parsed["batch"].as_array().map(Vec::len), Some(events.len()));
+    assert!(
+        parsed.get("sent_at").is_none(),
+        "sent_at would shift every timestamp"
+    );
+}
+
+#[test]
+fn no_key_like_literal_is_committed() {
+    // PostHog project keys (phc_…) and personal keys (phx_…) must never be in the repository.
+    for file in [
+        "vector.toml",
+        "README.md",
+        "tests/vector/mapping_tests.toml",
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap_or_default();
+        for prefix in ["phc_", "phx_"] {
+            for (at, _) in text.match_indices(prefix) {
+                let rest: String = text[at + prefix.len()..]
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect();
+                assert!(
+                    rest.len() < 20,
+                    "{file} holds what looks like a PostHog key: {prefix}{rest}"
+                );
+            }
+        }
+    }
+}
