@@ -314,3 +314,32 @@ fn no_key_like_literal_is_committed() {
         }
     }
 }
+
+#[test]
+fn the_identity_sidecar_is_fed_from_the_source_with_acknowledgements_on_loopback() {
+    let config = config();
+    assert_eq!(
+        at(&config, "transforms.identities.inputs")
+            .and_then(Value::as_array)
+            .map(|inputs| inputs.iter().map(|i| i.as_str()).collect::<Vec<_>>()),
+        Some(vec![Some("amplitude")])
+    );
+    assert_eq!(
+        string(&config, "transforms.identities.file"),
+        "vrl/identities.vrl"
+    );
+    let uri = string(&config, "sinks.identity_sidecar.uri");
+    assert!(
+        uri.starts_with("http://127.0.0.1:") && uri.ends_with("/records"),
+        "{uri}"
+    );
+    assert!(boolean(
+        &config,
+        "sinks.identity_sidecar.acknowledgements.enabled"
+    ));
+    assert!(integer(&config, "sinks.identity_sidecar.request.retry_attempts") >= 1_000_000);
+    assert_eq!(
+        string(&config, "sinks.identity_sidecar.encoding.codec"),
+        "json"
+    );
+}

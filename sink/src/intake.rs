@@ -1,0 +1,154 @@
+//! The HTTP server Vector's `http` sink talks to: `POST /records` (JSON array or NDJSON, gzip
+//! allowed, bounded size, optional bearer token), committed to SQLite before the 200;
+//! `GET /status`, `GET /metrics`, `GET /health`. Every failure is one `IntakeError` variant,
+//! and one `IntoResponse` maps it to a status code.
+
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::records::parse_batch;
+use crate::sender::SenderSignals;
+use crate::status::prometheus;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct IntakeState {
+    pub store: Arc<Mutex<Store>>,
+    pub signals: Arc<SenderSignals>,
+    /// Required `Authorization: Bearer …` value, if configured.
+    pub token: Option<String>,
+    /// Largest accepted body after decompression.
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: IntakeState) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route("/records", post(records))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+enum IntakeError {
+    Unauthorized,
+    TooLarge(usize),
+    Malformed(String),
+    /// The store failed: Vector retries 5xx, so nothing is lost.
+    Store(String),
+}
+
+impl IntoResponse for IntakeError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            IntakeError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".to_owned(),
+            ),
+            IntakeError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body exceeds {limit} bytes"),
+            ),
+            IntakeError::Malformed(message) => (StatusCode::BAD_REQUEST, message),
+            IntakeError::Store(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot store the batch: {message}"),
+            ),
+        };
+        (status, axum::Json(json!({"error": message}))).into_response()
+    }
+}
+
+async fn records(
+    State(state): State<IntakeState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, IntakeError> {
+    if let Some(token) = &state.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return Err(IntakeError::Unauthorized);
+        }
+    }
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"gzip"))
+        || body.starts_with(&[0x1f, 0x8b]);
+    let body = if gzip {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&body[..])
+            .take(state.max_body_bytes as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|error| IntakeError::Malformed(format!("invalid gzip: {error}")))?;
+        if out.len() > state.max_body_bytes {
+            return Err(IntakeError::TooLarge(state.max_body_bytes));
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    let batch = parse_batch(&body).map_err(|error| IntakeError::Malformed(error.to_string()))?;
+    let store = state.store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_owned())?
+            .ingest(&batch)
+            .map_err(|error| error.to_string())
+    })
+    .await
+    .map_err(|error| IntakeError::Store(error.to_string()))?
+    .map_err(IntakeError::Store)?;
+    if result.new_aliases + result.changed_groups > 0 {
+        state.signals.new_records.notify_one();
+    }
+    Ok(axum::Json(json!({"new_aliases": result.new_aliases, "new_conflicts": result.new_conflicts, "changed_groups": result.changed_groups})).into_response())
+}
+
+async fn status(State(state): State<IntakeState>) -> Result<Response, IntakeError> {
+    let counts = counts(&state).await?;
+    let mut value = serde_json::to_value(&counts).unwrap_or_default();
+    value["credentials_error"] = state
+        .signals
+        .credentials_error
+        .load(Ordering::SeqCst)
+        .into();
+    Ok(axum::Json(value).into_response())
+}
+
+async fn metrics(State(state): State<IntakeState>) -> Result<Response, IntakeError> {
+    let counts = counts(&state).await?;
+    let text = prometheus(
+        &counts,
+        state.signals.credentials_error.load(Ordering::SeqCst),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn counts(state: &IntakeState) -> Result<crate::store::Counts, IntakeError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .map_err(|_| "the store lock is poisoned".to_owned())?
+            .counts()
+            .map_err(|error| error.to_string())
+    })
+    .await
+    .map_err(|error| IntakeError::Store(error.to_string()))?
+    .map_err(IntakeError::Store)
+}

@@ -1,0 +1,267 @@
+//! `posthog-alias-sink`: the identity sidecar of the Amplitude → PostHog migration.
+//!
+//! Vector sends it identity records (`vrl/identities.vrl`); it stores each device → user pair
+//! once in SQLite and emits one `$create_alias` per pair (and `$groupidentify` when a group's
+//! properties change) to PostHog, exactly once per pair even across crashes.
+
+mod intake;
+mod posthog;
+mod records;
+mod sender;
+mod status;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use sender::{SenderConfig, SenderSignals, Stopped};
+use store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "posthog-alias-sink",
+    version,
+    about = "Identity sidecar: each device → user link to PostHog exactly once"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Accept identity records from Vector and send aliases to PostHog.
+    Serve(ServeArgs),
+    /// Print the store's numbers (works whether or not the sidecar runs).
+    Status {
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Also list up to this many conflicting links.
+        #[arg(long, default_value_t = 0)]
+        conflicts: usize,
+    },
+    /// Wait until a running sidecar has nothing pending, then exit 0 (end of a migration).
+    Flush {
+        /// The sidecar's address.
+        #[arg(long, default_value = "http://127.0.0.1:8687")]
+        url: String,
+        /// Give up after this many seconds (0: never).
+        #[arg(long, default_value_t = 0)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The SQLite database (created if missing).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    /// Where Vector sends records. Loopback by default: never expose it.
+    #[arg(long, default_value = "127.0.0.1:8687")]
+    listen: SocketAddr,
+    /// PostHog host: https://us.i.posthog.com, https://eu.i.posthog.com or your own.
+    #[arg(long, default_value = "https://us.i.posthog.com")]
+    posthog_host: String,
+    /// A file holding the PostHog project API key (else POSTHOG_API_KEY).
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// A file holding a bearer token Vector must present (else SIDECAR_TOKEN; none: no check).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Events per request to PostHog.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Largest accepted request body from Vector, in bytes (after decompression).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Longest wait between retries, in seconds (Retry-After is honoured beyond it).
+    #[arg(long, default_value_t = 30)]
+    max_backoff_secs: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Status { db, conflicts } => print_status(&db, conflicts),
+        Command::Flush { url, timeout_secs } => flush(&url, timeout_secs),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("posthog-alias-sink: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A secret from a file or an environment variable, trimmed; never logged.
+fn secret(file: Option<&PathBuf>, variable: &str) -> anyhow::Result<Option<String>> {
+    let value = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => std::env::var(variable).ok(),
+    };
+    Ok(value
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty()))
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let Some(api_key) = secret(args.api_key_file.as_ref(), "POSTHOG_API_KEY")? else {
+        bail!("no PostHog API key: set POSTHOG_API_KEY or pass --api-key-file");
+    };
+    let token = secret(args.token_file.as_ref(), "SIDECAR_TOKEN")?;
+    let store = Store::open(&args.db)
+        .with_context(|| format!("cannot open the database {}", args.db.display()))?;
+    let signals = Arc::new(SenderSignals::default());
+    let sender_config = SenderConfig {
+        database: args.db.clone(),
+        batch_url: format!("{}/batch/", args.posthog_host.trim_end_matches('/')),
+        api_key,
+        batch_size: args.batch_size.max(1),
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(args.max_backoff_secs.max(1)),
+        idle_wait: Duration::from_millis(500),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(
+            "listening on {} for Vector's identity records; database {}",
+            listener.local_addr()?,
+            args.db.display()
+        );
+        let state = intake::IntakeState {
+            store: Arc::new(Mutex::new(store)),
+            signals: signals.clone(),
+            token,
+            max_body_bytes: args.max_body_bytes,
+        };
+        let sender = tokio::spawn(sender::run(
+            sender_config,
+            signals.clone(),
+            shutdown_rx.clone(),
+        ));
+        let mut server_shutdown = shutdown_rx.clone();
+        let server =
+            axum::serve(listener, intake::router(state)).with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            });
+        let signal_task = tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: no new requests; finishing the ones in flight");
+            let _ = shutdown_tx.send(true);
+        });
+        server.await?;
+        signal_task.abort();
+        match sender.await? {
+            Ok(Stopped::Credentials) => {
+                tracing::error!("sending stopped on a credentials error; records are kept pending");
+            }
+            Ok(Stopped::Shutdown) => {}
+            Err(error) => return Err(error),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn print_status(db: &PathBuf, conflicts: usize) -> anyhow::Result<ExitCode> {
+    let store = Store::open(db).with_context(|| format!("cannot open {}", db.display()))?;
+    let counts = store.counts()?;
+    println!("{}", serde_json::to_string_pretty(&counts)?);
+    for (device, user, first_seen) in store.conflicts(conflicts)? {
+        println!(
+            "conflict: device {device} already linked; later user {user} (first seen {first_seen})"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flush(url: &str, timeout_secs: u64) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sent, {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        loop {
+            let body = client
+                .get(format!("{}/status", url.trim_end_matches('/')))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the sidecar at {url}"))?
+                .text()
+                .await?;
+            let status: serde_json::Value =
+                serde_json::from_str(&body).context("the sidecar's /status is not JSON")?;
+            let number = |key: &str| status[key].as_u64().unwrap_or(0);
+            let pending = number("pending") + number("groups_pending");
+            bar.set_length(number("sent") + number("failed") + pending);
+            bar.set_position(number("sent") + number("failed"));
+            bar.set_message(format!(
+                "{pending} pending, {} failed, {} conflicts",
+                number("failed"),
+                number("conflicts")
+            ));
+            if status["credentials_error"] == true {
+                bar.abandon();
+                bail!(
+                    "the sidecar stopped on a credentials error: {}",
+                    status["last_error"].as_str().unwrap_or("check the API key")
+                );
+            }
+            if pending == 0 {
+                bar.finish();
+                return Ok(ExitCode::SUCCESS);
+            }
+            if timeout_secs > 0 && started.elapsed() > Duration::from_secs(timeout_secs) {
+                bar.abandon();
+                bail!("{pending} still pending after {timeout_secs} s");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}
