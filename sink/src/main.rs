@@ -203,7 +203,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn print_status(db: &PathBuf, conflicts: usize) -> anyhow::Result<ExitCode> {
+fn print_status(db: &std::path::Path, conflicts: usize) -> anyhow::Result<ExitCode> {
     let store = Store::open(db).with_context(|| format!("cannot open {}", db.display()))?;
     let counts = store.counts()?;
     println!("{}", serde_json::to_string_pretty(&counts)?);

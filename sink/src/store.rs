@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
@@ -121,7 +121,11 @@ impl Store {
 
     /// Commits one batch of records.
     pub fn ingest(&mut self, batch: &RecordBatch) -> rusqlite::Result<IntakeResult> {
-        let transaction = self.connection.transaction()?;
+        // IMMEDIATE: take the write lock up front, so the busy timeout applies instead of a
+        // read transaction failing to upgrade while the sender writes.
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut result = IntakeResult::default();
         {
             let mut linked = transaction.prepare_cached(
@@ -251,7 +255,9 @@ impl Store {
     /// Marks entries sent (`error: None`) or failed with a reason.
     pub fn mark(&mut self, entries: &[Outgoing], error: Option<&str>) -> rusqlite::Result<()> {
         let status = if error.is_some() { FAILED } else { SENT };
-        let transaction = self.connection.transaction()?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut alias = transaction.prepare_cached(
                 "UPDATE aliases SET status = ?2, error = ?3 WHERE device_id = ?1 AND status = 0",

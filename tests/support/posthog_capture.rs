@@ -48,6 +48,8 @@ struct CaptureState {
     faults: VecDeque<Fault>,
     /// 413 for batches with more events than this.
     max_batch_events: Option<usize>,
+    /// Events with this distinct_id are invalid (400 for their whole request).
+    refused_distinct_id: Option<String>,
     stored: Vec<StoredEvent>,
     requests: Vec<RequestRecord>,
     dropped_unknown_key: usize,
@@ -127,6 +129,11 @@ impl PostHogCapture {
 
     pub fn limit_batch_events(&self, max: usize) {
         self.state.lock().expect("state").max_batch_events = Some(max);
+    }
+
+    /// Makes every event with this distinct_id invalid, as PostHog refuses some ids.
+    pub fn refuse_distinct_id(&self, id: &str) {
+        self.state.lock().expect("state").refused_distinct_id = Some(id.to_owned());
     }
 
     pub fn stored(&self) -> Vec<StoredEvent> {
@@ -284,7 +291,15 @@ fn handle(state: &Mutex<CaptureState>, body: &[u8], gzip: bool) -> Result<usize,
         ));
     };
     // Validation is all-or-nothing: one bad event fails the whole request.
+    let refused = state.lock().expect("state").refused_distinct_id.clone();
     for (index, event) in batch.iter().enumerate() {
+        if refused.is_some()
+            && event.get("distinct_id").and_then(Value::as_str) == refused.as_deref()
+        {
+            return Err(CaptureError::BadRequest(format!(
+                "event {index}: distinct_id {refused:?} is not allowed"
+            )));
+        }
         validate_event(event).map_err(|reason| match reason {
             EventProblem::TooLarge => CaptureError::TooLarge(format!("event {index} exceeds 1 MB")),
             EventProblem::Invalid(reason) => {
