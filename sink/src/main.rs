@@ -1,15 +1,4 @@
-//! `posthog-alias-sink`: the identity sidecar of the Amplitude → PostHog migration.
-//!
-//! Vector sends it identity records (`vrl/identities.vrl`); it stores each device → user pair
-//! once in SQLite and emits one `$create_alias` per pair (and `$groupidentify` when a group's
-//! properties change) to PostHog, exactly once per pair even across crashes.
-
-mod intake;
-mod posthog;
-mod records;
-mod sender;
-mod status;
-mod store;
+//! The `posthog-alias-sink` command line: `serve`, `status`, `flush`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,8 +10,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
-use sender::{SenderConfig, SenderSignals, Stopped};
-use store::Store;
+use posthog_alias_sink::intake;
+use posthog_alias_sink::sender::{self, SenderConfig, SenderSignals, Stopped};
+use posthog_alias_sink::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
