@@ -5,9 +5,11 @@
 //! - [`engine`]: every form of the mapping behind one interface.
 //! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
 //! - [`resume`]: crash recovery for gzip files in Vector's file source.
+//! - [`export`]: the Export API downloader and the zip unpacker.
 //! - [`generator`]: realistic, deterministic Amplitude exports.
 
 pub mod engine;
+pub mod export;
 pub mod generator;
 pub mod input;
 pub mod map_run;

@@ -1,5 +1,6 @@
 //! The `amplitude-posthog` command line: argument parsing and dispatch to the library.
 
+mod export;
 mod generate;
 mod map;
 mod resume;
@@ -26,6 +27,10 @@ enum Command {
     Map(map::MapArgs),
     /// Generate a realistic, deterministic Amplitude export for tests and benchmarks.
     Generate(generate::GenerateArgs),
+    /// Download Amplitude's history through the Export API, resumably, into an export directory.
+    Export(export::ExportArgs),
+    /// Unpack an Amplitude export zip (e.g. from organisation settings) into an export directory.
+    Unpack(export::UnpackArgs),
     /// After a crash: make Vector re-read the gzip exports it was in the middle of.
     Resume(resume::ResumeArgs),
     /// Write the mapping's WebAssembly module (for hosts that embed wasmtime).
@@ -39,6 +44,8 @@ pub fn run() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::WasmModule(args) => wasm_module::run(args),
         Command::Resume(args) => resume::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Unpack(args) => export::unpack(args),
     };
     match result {
         Ok(code) => code,

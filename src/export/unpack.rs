@@ -1,0 +1,203 @@
+//! Extracts Amplitude export zips (Export API responses and org-settings downloads) into the
+//! directory Vector reads: only `*.json.gz` members, names sanitised (no path traversal, no
+//! absolute paths), each written under a temporary name and renamed into place so a watching
+//! Vector never sees a half-written file, and each ending with a newline (a member whose last
+//! line lacks one gets a second gzip member holding `\n`, which leaves its bytes untouched).
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::path::{Component, Path, PathBuf};
+
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+/// One extracted file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExtractedFile {
+    /// Relative to the output directory, e.g. `187520/187520_2024-01-01_5#70.json.gz`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// SHA-256 of the file as written.
+    pub sha256: String,
+}
+
+/// What an extraction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extraction {
+    pub files: Vec<ExtractedFile>,
+    /// Members that are not `.json.gz` (ignored).
+    pub ignored: Vec<String>,
+    /// Members whose names would escape the output directory (refused, nothing written).
+    pub refused: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("{0} is not a valid zip: {1}")]
+    BrokenZip(PathBuf, String),
+    #[error("member {member} of {zip} is not valid gzip: {reason}")]
+    BrokenMember {
+        zip: PathBuf,
+        member: String,
+        reason: String,
+    },
+    #[error("cannot write {0}: {1}")]
+    Write(PathBuf, io::Error),
+}
+
+/// A member name made safe: relative, no `..`, no root, no drive; `None` if it would escape.
+pub fn safe_member_path(name: &str) -> Option<PathBuf> {
+    let normalised = name.replace('\\', "/");
+    let path = Path::new(&normalised);
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!clean.as_os_str().is_empty()).then_some(clean)
+}
+
+/// Extracts `zip_path` into `out_dir`.
+pub fn unpack_zip(zip_path: &Path, out_dir: &Path) -> Result<Extraction, UnpackError> {
+    let file = File::open(zip_path)
+        .map_err(|error| UnpackError::BrokenZip(zip_path.to_path_buf(), error.to_string()))?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|error| UnpackError::BrokenZip(zip_path.to_path_buf(), error.to_string()))?;
+    let mut extraction = Extraction::default();
+    for index in 0..archive.len() {
+        let mut member = archive
+            .by_index(index)
+            .map_err(|error| UnpackError::BrokenZip(zip_path.to_path_buf(), error.to_string()))?;
+        let name = member.name().to_owned();
+        if member.is_dir() {
+            continue;
+        }
+        if !name.ends_with(".json.gz") {
+            extraction.ignored.push(name);
+            continue;
+        }
+        let Some(relative) = safe_member_path(&name) else {
+            extraction.refused.push(name);
+            continue;
+        };
+        let target = out_dir.join(&relative);
+        let written = write_member(&mut member, &target).map_err(|error| match error {
+            MemberError::Io(error) => UnpackError::Write(target.clone(), error),
+            MemberError::Gzip(reason) => UnpackError::BrokenMember {
+                zip: zip_path.to_path_buf(),
+                member: name.clone(),
+                reason,
+            },
+        })?;
+        extraction.files.push(ExtractedFile {
+            path: relative.to_string_lossy().replace('\\', "/"),
+            ..written
+        });
+    }
+    Ok(extraction)
+}
+
+enum MemberError {
+    Io(io::Error),
+    Gzip(String),
+}
+
+/// Copies one member to `<target>.partial`, checks it decompresses, appends a newline member
+/// when its last line lacks one, then renames it into place.
+fn write_member(member: &mut impl Read, target: &Path) -> Result<ExtractedFile, MemberError> {
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).map_err(MemberError::Io)?;
+    }
+    let partial = target.with_file_name(format!(
+        "{}.partial",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut file = File::create(&partial).map_err(MemberError::Io)?;
+    io::copy(member, &mut file).map_err(MemberError::Io)?;
+    file.flush().map_err(MemberError::Io)?;
+    // Decompress it once: rows, and whether the last byte is a newline.
+    let mut reader = File::open(&partial).map_err(MemberError::Io)?;
+    let (rows, ends_with_newline) = count_rows(&mut reader).map_err(|error| {
+        let _ = fs::remove_file(&partial);
+        MemberError::Gzip(error.to_string())
+    })?;
+    if !ends_with_newline && rows > 0 {
+        let mut newline = GzEncoder::new(Vec::new(), Compression::default());
+        newline.write_all(b"\n").map_err(MemberError::Io)?;
+        file.write_all(&newline.finish().map_err(MemberError::Io)?)
+            .map_err(MemberError::Io)?;
+    }
+    file.sync_all().map_err(MemberError::Io)?;
+    drop(file);
+    let (bytes, sha256) = digest(&partial).map_err(MemberError::Io)?;
+    fs::rename(&partial, target).map_err(MemberError::Io)?;
+    Ok(ExtractedFile {
+        path: String::new(),
+        rows,
+        bytes,
+        sha256,
+    })
+}
+
+/// Lines of a gzip file (a last line without newline counts) and whether it ends with `\n`.
+fn count_rows(file: &mut (impl Read + Seek)) -> io::Result<(u64, bool)> {
+    file.rewind()?;
+    let mut decoder = MultiGzDecoder::new(BufReader::new(file));
+    let mut buffer = vec![0u8; 256 * 1024];
+    let (mut newlines, mut last) = (0u64, None);
+    loop {
+        let read = decoder.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        newlines += buffer[..read].iter().filter(|byte| **byte == b'\n').count() as u64;
+        last = Some(buffer[read - 1]);
+    }
+    let ends_with_newline = last.is_none_or(|byte| byte == b'\n');
+    Ok((newlines + u64::from(!ends_with_newline), ends_with_newline))
+}
+
+fn digest(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let bytes = io::copy(&mut file, &mut hasher)?;
+    Ok((
+        bytes,
+        hasher
+            .finalize()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_cannot_escape() {
+        assert_eq!(
+            safe_member_path("187520/187520_2024-01-01_5#70.json.gz"),
+            Some(PathBuf::from("187520/187520_2024-01-01_5#70.json.gz"))
+        );
+        assert_eq!(
+            safe_member_path("./a/b.json.gz"),
+            Some(PathBuf::from("a/b.json.gz"))
+        );
+        assert_eq!(safe_member_path("../evil.json.gz"), None);
+        assert_eq!(safe_member_path("a/../../evil.json.gz"), None);
+        assert_eq!(safe_member_path("/etc/evil.json.gz"), None);
+        assert_eq!(safe_member_path("..\\evil.json.gz"), None);
+        assert_eq!(safe_member_path(""), None);
+    }
+}
