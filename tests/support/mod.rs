@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests (fixtures, generated corpora).
 #![allow(dead_code)]
 
+pub mod amplitude_export;
 pub mod fixtures;
 pub mod forms;
 pub mod posthog_capture;
