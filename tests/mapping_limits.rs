@@ -192,44 +192,32 @@ fn data_countries_tsv_is_the_shared_contract_copy() {
     assert_eq!(ours, shared);
 }
 
-/// MAPPING.md §3's refused ids, and the VRL program's `|`-delimited copy of them.
+/// The VRL programs' `|`-delimited copies of MAPPING.md §3's refused ids equal the Rust crate's
+/// list (the one source of truth), bare and in both kinds of quotes.
 #[test]
-fn the_vrl_refused_id_table_lists_exactly_the_contract_ids() {
-    let contract = [
-        "anonymous",
-        "guest",
-        "distinctid",
-        "distinct_id",
-        "id",
-        "not_authenticated",
-        "email",
-        "undefined",
-        "true",
-        "false",
-        "null",
-        "none",
-        "nan",
-        "0",
-        "[object object]",
-        "(none)",
-    ];
+fn the_vrl_refused_id_tables_list_exactly_the_contract_ids() {
     let mut expected: Vec<String> = Vec::new();
     for quote in ["", "'", "\""] {
-        for id in contract {
+        for id in amplitude_posthog_transform::contract::REFUSED_IDS {
             expected.push(format!("{quote}{id}{quote}"));
         }
     }
-    let line = MAPPING_PROGRAM
-        .lines()
-        .find(|line| line.starts_with("refused_ids = "))
-        .expect("the program has the table");
-    let literal: Value =
-        serde_json::from_str(line.trim_start_matches("refused_ids = ")).expect("a string literal");
-    let table = literal.as_str().expect("a string");
-    let in_program: Vec<String> = table
-        .trim_matches('|')
-        .split('|')
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(in_program, expected);
+    let identities =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/vrl/identities.vrl"))
+            .expect("readable");
+    for program in [MAPPING_PROGRAM, identities.as_str()] {
+        let line = program
+            .lines()
+            .find(|line| line.starts_with("refused_ids = "))
+            .expect("the program has the table");
+        let literal: Value = serde_json::from_str(line.trim_start_matches("refused_ids = "))
+            .expect("a string literal");
+        let table = literal.as_str().expect("a string");
+        let in_program: Vec<String> = table
+            .trim_matches('|')
+            .split('|')
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(in_program, expected);
+    }
 }

@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
-use amplitude_posthog::MappingOutcome;
-use amplitude_posthog::generator::{Generator, GeneratorConfig};
+use amplitude_posthog::generator::GeneratorConfig;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use support::posthog_capture::{Fault, PostHogCapture};
@@ -103,19 +102,11 @@ fn post_like_vector(client: &reqwest::blocking::Client, url: &str, body: &[u8]) 
 }
 
 fn mapped_events(rows: u64, seed: u64) -> Vec<String> {
-    Generator::new(GeneratorConfig {
+    support::corpus::mapped_events(GeneratorConfig {
         rows,
         seed,
         ..GeneratorConfig::default()
     })
-    .filter_map(
-        |row| match amplitude_posthog_transform::map_line(&row.line) {
-            MappingOutcome::Events(events) => Some(events),
-            _ => None,
-        },
-    )
-    .flatten()
-    .collect()
 }
 
 fn uuids(events: &[String]) -> BTreeSet<String> {

@@ -7,8 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use amplitude_posthog::MappingOutcome;
-use amplitude_posthog::generator::{Generator, GeneratorConfig};
+use amplitude_posthog::generator::GeneratorConfig;
 use amplitude_posthog::vrl_engine::VrlProgram;
 use toml::{Table, Value};
 
@@ -263,20 +262,12 @@ fn the_framed_body_is_the_batch_request_posthog_expects() {
     assert_eq!(string(&config, "secret.posthog.type"), "directory");
     // Vector substitutes the secret, then frames events as `[e1,e2,…]` between prefix and suffix.
     let prefix = prefix.replace("SECRET[posthog.api_key]", "phc_test");
-    let events: Vec<String> = Generator::new(GeneratorConfig {
+    let events = support::corpus::mapped_events(GeneratorConfig {
         rows: 300,
         seed: 5,
         broken_share: 0.0,
         ..GeneratorConfig::default()
-    })
-    .filter_map(
-        |row| match amplitude_posthog_transform::map_line(&row.line) {
-            MappingOutcome::Events(events) => Some(events),
-            _ => None,
-        },
-    )
-    .flatten()
-    .collect();
+    });
     let body = format!("{prefix}[{}]{suffix}", events.join(","));
     let parsed: serde_json::Value = serde_json::from_str(&body).expect("the framed body is JSON");
     assert_eq!(parsed["api_key"], "phc_test");

@@ -2,6 +2,9 @@
 //! the PostHog capture stand-in of the root package's tests. Heavy repetition, crashes
 //! (SIGKILL) in intake and in sending, PostHog's faults, and bad input.
 
+#[path = "../../tests/support/loopback.rs"]
+#[allow(dead_code)]
+mod loopback;
 #[path = "../../tests/support/posthog_capture.rs"]
 #[allow(dead_code)]
 mod posthog_capture;

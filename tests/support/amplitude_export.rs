@@ -4,9 +4,9 @@
 //! auth and the inclusive `start`/`end` hours, answers 404 for empty ranges and 400 above a
 //! size limit, and injects 429, 500, 504 and broken zips on demand.
 
+use super::loopback::LoopbackServer;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,10 +49,8 @@ struct ExportState {
 }
 
 pub struct AmplitudeExport {
-    address: SocketAddr,
+    server: LoopbackServer,
     state: Arc<Mutex<ExportState>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AmplitudeExport {
@@ -79,44 +77,17 @@ impl AmplitudeExport {
             hours,
             ..ExportState::default()
         }));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let server_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                ready_tx
-                    .send(listener.local_addr().expect("address"))
-                    .expect("report");
-                let app = Router::new()
-                    .route("/api/2/export", get(export))
-                    .with_state(server_state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .expect("serve");
-            });
-        });
-        let address = ready_rx.recv().expect("started");
+        let app = Router::new()
+            .route("/api/2/export", get(export))
+            .with_state(state.clone());
         AmplitudeExport {
-            address,
+            server: LoopbackServer::start(app),
             state,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/api/2/export", self.address)
+        format!("http://{}/api/2/export", self.server.address)
     }
 
     pub fn inject(&self, faults: impl IntoIterator<Item = ExportFault>) {
@@ -154,17 +125,6 @@ impl AmplitudeExport {
             .flatten()
             .cloned()
             .collect()
-    }
-}
-
-impl Drop for AmplitudeExport {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

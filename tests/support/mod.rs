@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod amplitude_export;
+pub mod corpus;
 pub mod fixtures;
 pub mod forms;
+pub mod loopback;
 pub mod posthog_capture;
 pub mod vector_tests;

@@ -5,9 +5,9 @@
 //! scripted faults: 503 bursts, 429 with `Retry-After`, 413 above a batch size, and partial
 //! acceptance before a 503.
 
+use super::loopback::LoopbackServer;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -66,10 +66,8 @@ pub struct RequestRecord {
 
 /// A running capture server; stops when dropped.
 pub struct PostHogCapture {
-    address: SocketAddr,
+    server: LoopbackServer,
     state: Arc<Mutex<CaptureState>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl PostHogCapture {
@@ -79,48 +77,21 @@ impl PostHogCapture {
             api_key: api_key.to_owned(),
             ..CaptureState::default()
         }));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let server_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind loopback");
-                ready_tx
-                    .send(listener.local_addr().expect("address"))
-                    .expect("report address");
-                let app = Router::new()
-                    .route("/batch/", post(batch))
-                    .route("/batch", post(batch))
-                    .layer(axum::extract::DefaultBodyLimit::max(
-                        MAX_REQUEST_BYTES + 1024,
-                    ))
-                    .with_state(server_state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .expect("serve");
-            });
-        });
-        let address = ready_rx.recv().expect("server started");
+        let app = Router::new()
+            .route("/batch/", post(batch))
+            .route("/batch", post(batch))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                MAX_REQUEST_BYTES + 1024,
+            ))
+            .with_state(state.clone());
         PostHogCapture {
-            address,
+            server: LoopbackServer::start(app),
             state,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.server.address)
     }
 
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
@@ -155,17 +126,6 @@ impl PostHogCapture {
             *counts.entry(event.uuid.unwrap_or_default()).or_default() += 1;
         }
         counts
-    }
-}
-
-impl Drop for PostHogCapture {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
