@@ -493,8 +493,25 @@ fn bad_input_gets_a_400_naming_the_record_and_the_server_keeps_serving() {
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gzip.write_all(ndjson.as_bytes()).expect("gzip");
     assert_eq!(sidecar.post(&gzip.finish().expect("gzip")).0, 200);
-    let status = sidecar.wait_until_drained(Duration::from_secs(30));
-    assert_eq!(status["sent"], 3);
+    // `flush` waits until nothing is pending, then exits 0.
+    let flush = Command::new(env!("CARGO_BIN_EXE_posthog-alias-sink"))
+        .args(["flush", "--timeout-secs", "30", "--url", &sidecar.url])
+        .output()
+        .expect("flush runs");
+    assert!(
+        flush.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flush.stderr)
+    );
+    assert_eq!(sidecar.status()["sent"], 3);
+    // `status` reads the database directly.
+    let status = Command::new(env!("CARGO_BIN_EXE_posthog-alias-sink"))
+        .args(["status", "--db"])
+        .arg(&db)
+        .output()
+        .expect("status runs");
+    let printed: Value = serde_json::from_slice(&status.stdout).expect("status prints JSON");
+    assert_eq!(printed["sent"], 3);
     assert!(sidecar.terminate().success(), "SIGTERM shuts down cleanly");
     let devices: BTreeSet<String> = aliases(&server).0.into_keys().collect();
     assert_eq!(
