@@ -172,11 +172,7 @@ fn digest(path: &Path) -> io::Result<(u64, String)> {
     let bytes = io::copy(&mut file, &mut hasher)?;
     Ok((
         bytes,
-        hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect(),
+        amplitude_posthog_transform::uuid::lower_hex(&hasher.finalize()),
     ))
 }
 
