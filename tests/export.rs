@@ -186,7 +186,18 @@ fn a_killed_export_resumes_to_an_identical_result() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(1_200));
+    // Kill it once a few windows are recorded, whatever the machine's speed.
+    let manifest = dir.path().join(".amplitude-export.json");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&manifest).map_or(0, |text| text.matches("\"status\"").count())
+        < 3
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the export made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let partial = rows_in(dir.path()).values().sum::<usize>();
