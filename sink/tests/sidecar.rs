@@ -519,3 +519,57 @@ fn bad_input_gets_a_400_naming_the_record_and_the_server_keeps_serving() {
         ["d1", "d2", "d3"].map(str::to_owned).into_iter().collect()
     );
 }
+
+#[test]
+fn group_properties_are_sent_once_per_change() {
+    let server = PostHogCapture::start(KEY);
+    let (_dir, db) = tmp_db();
+    let sidecar = Sidecar::start(&db, &server.url(), KEY, &[]);
+    let snapshot = |plan: &str| json!({"kind": "groups", "groups": {"company": "acme"}, "group_properties": {"company": {"acme": {"plan": plan, "seats": 40}}}, "timestamp": "2024-03-01T10:00:00.000Z"});
+    // The same snapshot on many rows is one $groupidentify.
+    let repeated: Vec<Value> = (0..100).map(|_| snapshot("pro")).collect();
+    assert_eq!(
+        sidecar
+            .post(&serde_json::to_vec(&repeated).expect("json"))
+            .0,
+        200
+    );
+    sidecar.wait_until_drained(Duration::from_secs(30));
+    assert_eq!(
+        sidecar
+            .post(&serde_json::to_vec(&[snapshot("pro")]).expect("json"))
+            .0,
+        200
+    );
+    // A change is sent again; the same change again is not.
+    assert_eq!(
+        sidecar
+            .post(
+                &serde_json::to_vec(&[snapshot("enterprise"), snapshot("enterprise")])
+                    .expect("json")
+            )
+            .0,
+        200
+    );
+    let status = sidecar.wait_until_drained(Duration::from_secs(30));
+    assert_eq!(status["groups"], 1);
+    let sent: Vec<Value> = server
+        .stored()
+        .into_iter()
+        .map(|stored| stored.event)
+        .filter(|event| event["event"] == "$groupidentify")
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0]["distinct_id"], "$company_acme");
+    assert_eq!(sent[0]["properties"]["$group_type"], "company");
+    assert_eq!(sent[0]["properties"]["$group_key"], "acme");
+    assert_eq!(
+        sent[0]["properties"]["$group_set"],
+        json!({"plan": "pro", "seats": 40})
+    );
+    assert_eq!(sent[1]["properties"]["$group_set"]["plan"], "enterprise");
+    assert_ne!(
+        sent[0]["uuid"], sent[1]["uuid"],
+        "each property set has its own deterministic uuid"
+    );
+}
