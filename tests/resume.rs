@@ -81,6 +81,19 @@ fn setup() -> Setup {
     }
 }
 
+/// `resume` over the setup's data and export directories.
+fn run_resume(
+    setup: &Setup,
+    dry_run: bool,
+) -> Result<amplitude_posthog::resume::ResumeReport, ResumeError> {
+    resume(
+        &setup.data_dir,
+        "amplitude",
+        std::slice::from_ref(&setup.export),
+        dry_run,
+    )
+}
+
 fn positions(checkpoints: &Path) -> Vec<u64> {
     let document: Value =
         serde_json::from_slice(&fs::read(checkpoints).expect("read")).expect("json");
@@ -95,13 +108,7 @@ fn positions(checkpoints: &Path) -> Vec<u64> {
 #[test]
 fn removes_only_the_checkpoints_of_partially_delivered_gzip_files() {
     let setup = setup();
-    let report = resume(
-        &setup.data_dir,
-        "amplitude",
-        std::slice::from_ref(&setup.export),
-        false,
-    )
-    .expect("resume");
+    let report = run_resume(&setup, false).expect("resume");
     assert_eq!(report.checkpoints_removed, 1);
     let partial: Vec<_> = report
         .files
@@ -135,13 +142,7 @@ fn removes_only_the_checkpoints_of_partially_delivered_gzip_files() {
     // Complete, plain, unknown and foreign-fingerprint checkpoints stay, in order.
     assert_eq!(positions(&setup.checkpoints), vec![24, 8, 5, 5]);
     // A second run has nothing left to do.
-    let again = resume(
-        &setup.data_dir,
-        "amplitude",
-        std::slice::from_ref(&setup.export),
-        false,
-    )
-    .expect("resume");
+    let again = run_resume(&setup, false).expect("resume");
     assert_eq!(again.checkpoints_removed, 0);
 }
 
@@ -149,13 +150,7 @@ fn removes_only_the_checkpoints_of_partially_delivered_gzip_files() {
 fn a_dry_run_changes_nothing() {
     let setup = setup();
     let before = fs::read(&setup.checkpoints).expect("read");
-    let report = resume(
-        &setup.data_dir,
-        "amplitude",
-        std::slice::from_ref(&setup.export),
-        true,
-    )
-    .expect("resume");
+    let report = run_resume(&setup, true).expect("resume");
     assert_eq!(report.checkpoints_removed, 1);
     assert_eq!(fs::read(&setup.checkpoints).expect("read"), before);
 }
@@ -176,39 +171,19 @@ fn refuses_while_vector_holds_the_data_directory() {
     let lock = fs::File::create(buffer.join("buffer.lock")).expect("lock file");
     lock.lock().expect("hold the lock as Vector does");
     let before = fs::read(&setup.checkpoints).expect("read");
-    let error = resume(
-        &setup.data_dir,
-        "amplitude",
-        std::slice::from_ref(&setup.export),
-        false,
-    )
-    .expect_err("refused");
+    let error = run_resume(&setup, false).expect_err("refused");
     assert!(matches!(error, ResumeError::Locked(..)), "{error}");
     assert!(error.to_string().contains("stop Vector"));
     assert_eq!(fs::read(&setup.checkpoints).expect("read"), before);
     lock.unlock().expect("release");
-    assert!(
-        resume(
-            &setup.data_dir,
-            "amplitude",
-            std::slice::from_ref(&setup.export),
-            false
-        )
-        .is_ok()
-    );
+    assert!(run_resume(&setup, false).is_ok());
 }
 
 #[test]
 fn a_corrupt_checkpoints_file_is_reported_not_overwritten() {
     let setup = setup();
     fs::write(&setup.checkpoints, b"{not json").expect("write");
-    let error = resume(
-        &setup.data_dir,
-        "amplitude",
-        std::slice::from_ref(&setup.export),
-        false,
-    )
-    .expect_err("refused");
+    let error = run_resume(&setup, false).expect_err("refused");
     assert!(matches!(error, ResumeError::Format { .. }), "{error}");
     assert_eq!(fs::read(&setup.checkpoints).expect("read"), b"{not json");
 }

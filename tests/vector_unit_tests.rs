@@ -191,14 +191,18 @@ fn every_vector_unit_test_passes_through_the_vrl_crate() {
     );
 }
 
-fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), String> {
-    let mut outputs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for input in test
-        .get("inputs")
+/// The entries of an array-of-tables field (none when absent).
+fn entries<'a>(table: &'a toml::Value, key: &str) -> impl Iterator<Item = &'a toml::Value> {
+    table
+        .get(key)
         .and_then(toml::Value::as_array)
         .into_iter()
         .flatten()
-    {
+}
+
+fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), String> {
+    let mut outputs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for input in entries(test, "inputs") {
         let id = input
             .get("insert_at")
             .and_then(toml::Value::as_str)
@@ -211,12 +215,7 @@ fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), 
             outputs.entry(output).or_default().extend(events);
         }
     }
-    for silent in test
-        .get("no_outputs_from")
-        .and_then(toml::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for silent in entries(test, "no_outputs_from") {
         let silent = silent.as_str().ok_or("no_outputs_from holds names")?;
         if outputs.get(silent).is_some_and(|events| !events.is_empty()) {
             return Err(format!(
@@ -225,12 +224,7 @@ fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), 
             ));
         }
     }
-    for output in test
-        .get("outputs")
-        .and_then(toml::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for output in entries(test, "outputs") {
         let from = output
             .get("extract_from")
             .and_then(toml::Value::as_str)
@@ -239,12 +233,7 @@ fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), 
             .get(from)
             .filter(|events| !events.is_empty())
             .ok_or(format!("{from} produced no event"))?;
-        for condition in output
-            .get("conditions")
-            .and_then(toml::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for condition in entries(output, "conditions") {
             let source = condition
                 .get("source")
                 .and_then(toml::Value::as_str)
