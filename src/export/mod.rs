@@ -103,9 +103,7 @@ pub fn run_export(
                     let known = manifest.lock().expect("manifest").status(&window).cloned();
                     match known {
                         Some(WindowStatus::Split { halves }) => {
-                            let mut queue = queue.lock().expect("queue");
-                            queue.push_front(halves[1]);
-                            queue.push_front(halves[0]);
+                            queue_halves(&queue, halves);
                             continue;
                         }
                         Some(_) => {
@@ -132,9 +130,7 @@ pub fn run_export(
                                     "empty".to_owned()
                                 }
                                 WindowStatus::Split { halves } => {
-                                    let mut queue = queue.lock().expect("queue");
-                                    queue.push_front(halves[1]);
-                                    queue.push_front(halves[0]);
+                                    queue_halves(&queue, *halves);
                                     "too large, split in halves".to_owned()
                                 }
                                 WindowStatus::TooLarge => {
@@ -168,6 +164,13 @@ pub fn run_export(
         return Err(error);
     }
     Ok(summary.into_inner().expect("summary"))
+}
+
+/// A split window's halves go to the front of the queue, in order.
+fn queue_halves(queue: &Mutex<VecDeque<ExportWindow>>, halves: [ExportWindow; 2]) {
+    let mut queue = queue.lock().expect("queue");
+    queue.push_front(halves[1]);
+    queue.push_front(halves[0]);
 }
 
 enum WindowError {

@@ -28,24 +28,23 @@ pub fn parse_amplitude_time(text: &str) -> Option<String> {
         return None;
     }
     let digits = |range: std::ops::Range<usize>| bytes[range].iter().all(u8::is_ascii_digit);
-    let shape_ok = digits(0..4)
+    let date_ok = digits(0..4)
+        && &bytes[0..4] != b"0000"
         && bytes[4] == b'-'
         && digits(5..7)
         && bytes[7] == b'-'
-        && digits(8..10)
-        && (bytes[10] == b' ' || bytes[10] == b'T')
-        && digits(11..13)
+        && digits(8..10);
+    let time_ok = (bytes[10] == b' ' || bytes[10] == b'T')
         && bytes[13] == b':'
-        && digits(14..16)
         && bytes[16] == b':'
-        && digits(17..19);
-    if !shape_ok || &bytes[0..4] == b"0000" {
+        && [(11, 23), (14, 59), (17, 59)]
+            .iter()
+            .all(|&(at, max)| two_digits(bytes, at, max).is_some());
+    if !date_ok || !time_ok {
         return None;
     }
-    let two = |at: usize| two_at(bytes, at);
-    if two(11) > 23 || two(14) > 59 || two(17) > 59 {
-        return None;
-    }
+    // Month and day are checked as digits above; chrono checks their range.
+    let two = |at: usize| two_digits(bytes, at, 99).unwrap_or(0);
     let mut rest = &text[19..];
     let mut fraction = "";
     if let Some(after_dot) = rest.strip_prefix('.') {
@@ -60,21 +59,17 @@ pub fn parse_amplitude_time(text: &str) -> Option<String> {
         "" | "Z" => 0,
         offset => {
             let offset_bytes = offset.as_bytes();
-            let valid = offset_bytes.len() == 6
-                && (offset_bytes[0] == b'+' || offset_bytes[0] == b'-')
-                && offset_bytes[1..3].iter().all(u8::is_ascii_digit)
-                && offset_bytes[3] == b':'
-                && offset_bytes[4..6].iter().all(u8::is_ascii_digit);
-            if !valid || two_at(offset_bytes, 1) > 23 || two_at(offset_bytes, 4) > 59 {
+            let sign = match offset_bytes.first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            if offset_bytes.len() != 6 || offset_bytes[3] != b':' {
                 return None;
             }
-            let seconds =
-                i64::from(two_at(offset_bytes, 1)) * 3600 + i64::from(two_at(offset_bytes, 4)) * 60;
-            if offset_bytes[0] == b'-' {
-                -seconds
-            } else {
-                seconds
-            }
+            let hours = two_digits(offset_bytes, 1, 23)?;
+            let minutes = two_digits(offset_bytes, 4, 59)?;
+            sign * (i64::from(hours) * 3600 + i64::from(minutes) * 60)
         }
     };
     // The calendar check (February 30th, …) is chrono's, as in the VRL program's parse.
@@ -107,8 +102,14 @@ pub fn parse_amplitude_time(text: &str) -> Option<String> {
     ))
 }
 
-fn two_at(bytes: &[u8], at: usize) -> u8 {
-    (bytes[at] - b'0') * 10 + (bytes[at + 1] - b'0')
+/// The two ASCII digits at `at` as a number, when they are digits and at most `max`.
+fn two_digits(bytes: &[u8], at: usize, max: u8) -> Option<u8> {
+    match bytes.get(at..at + 2)? {
+        [tens @ b'0'..=b'9', units @ b'0'..=b'9'] => {
+            Some((tens - b'0') * 10 + (units - b'0')).filter(|value| *value <= max)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
