@@ -80,9 +80,9 @@ impl PostHogCapture {
         let app = Router::new()
             .route("/batch/", post(batch))
             .route("/batch", post(batch))
-            .layer(axum::extract::DefaultBodyLimit::max(
-                MAX_REQUEST_BYTES + 1024,
-            ))
+            // Read oversized bodies whole so the handler answers 413 (closing the connection mid-upload
+            // would make the client see a broken pipe instead).
+            .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_REQUEST_BYTES))
             .with_state(state.clone());
         PostHogCapture {
             server: LoopbackServer::start(app),
