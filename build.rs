@@ -1,16 +1,13 @@
-//! Builds the WebAssembly form of the mapping (`wasm-transform/`, target
-//! `wasm32-unknown-unknown`) so the library can embed it: building the module is part of the
-//! normal build, with no manual step.
+//! Embeds the WebAssembly form of the mapping (`wasm-transform/`, target
+//! `wasm32-unknown-unknown`) in the library, so `--engine wasm` and `wasm-module` need no
+//! manual step.
 //!
-//! Toolchains, in order:
-//! 1. `AMPLITUDE_POSTHOG_WASM_FILE=/path/to/module.wasm`: use a module built elsewhere.
-//! 2. The toolchain running this build, when it has the `wasm32-unknown-unknown` target
-//!    (`rustup target add wasm32-unknown-unknown`, pinned in rust-toolchain.toml).
-//! 3. Debian's `rustc-web` + `rust-web-src` + `lld-19` (installed by `.ci/run` on machines whose
-//!    rustup cannot download targets): the standard library is built from source for the
-//!    target (`-Zbuild-std`).
-//!
-//! The nested build uses its own target directory, so it never waits on this build's lock.
+//! Two ways, in order:
+//! 1. `AMPLITUDE_POSTHOG_WASM_FILE=/path/to/module.wasm`: a module built elsewhere, for
+//!    example by `wasm-transform/build-module.sh` on a machine whose rustup has no wasm target.
+//! 2. The toolchain running this build, with its `wasm32-unknown-unknown` target (pinned in
+//!    rust-toolchain.toml): a nested cargo build into its own target directory, so it never
+//!    waits on this build's lock.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -19,25 +16,31 @@ use std::process::Command;
 const TARGET: &str = "wasm32-unknown-unknown";
 const PACKAGE: &str = "amplitude-posthog-transform";
 const ARTIFACT: &str = "amplitude_posthog_transform.wasm";
+const PREBUILT: &str = "AMPLITUDE_POSTHOG_WASM_FILE";
 
 fn main() {
-    for path in [
-        "build.rs",
-        "wasm-transform/src",
-        "wasm-transform/Cargo.toml",
-        "data/countries.tsv",
-        "Cargo.lock",
-    ] {
-        println!("cargo:rerun-if-changed={path}");
-    }
-    println!("cargo:rerun-if-env-changed=AMPLITUDE_POSTHOG_WASM_FILE");
-
+    println!("cargo:rerun-if-env-changed={PREBUILT}");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let embedded = out_dir.join(ARTIFACT);
-    let module = match env::var_os("AMPLITUDE_POSTHOG_WASM_FILE") {
-        Some(prebuilt) => PathBuf::from(prebuilt),
-        None => build_module(&out_dir),
+    let module = match env::var_os(PREBUILT) {
+        Some(prebuilt) => {
+            let prebuilt = PathBuf::from(prebuilt);
+            println!("cargo:rerun-if-changed={}", prebuilt.display());
+            prebuilt
+        }
+        None => {
+            for path in [
+                "build.rs",
+                "wasm-transform/src",
+                "wasm-transform/Cargo.toml",
+                "data/countries.tsv",
+                "Cargo.lock",
+            ] {
+                println!("cargo:rerun-if-changed={path}");
+            }
+            build_module(&out_dir)
+        }
     };
+    let embedded = out_dir.join(ARTIFACT);
     std::fs::copy(&module, &embedded)
         .unwrap_or_else(|error| panic!("cannot copy {}: {error}", module.display()));
     println!(
@@ -47,6 +50,15 @@ fn main() {
 }
 
 fn build_module(out_dir: &Path) -> PathBuf {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    assert!(
+        has_target(&rustc),
+        "cannot build the WebAssembly module: this Rust toolchain has no {TARGET} target.\n\
+         Either `rustup target add {TARGET}`, or build the module once with\n\
+         `export {PREBUILT}=\"$(bash wasm-transform/build-module.sh)\"` (it can use Debian's \
+         rustc-web, rust-web-src and lld-19) and build again."
+    );
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     // target/<profile>/build/<pkg>-<hash>/out → a stable directory beside the profile dirs.
@@ -54,29 +66,8 @@ fn build_module(out_dir: &Path) -> PathBuf {
         .ancestors()
         .nth(4)
         .map_or_else(|| out_dir.join("wasm-build"), |dir| dir.join("wasm-build"));
-    let current_rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    let current_cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-
-    let mut command = if has_target(&current_rustc) {
-        let mut command = Command::new(&current_cargo);
-        command.env("RUSTC", &current_rustc);
-        command
-    } else if let Some(debian) = DebianToolchain::find() {
-        let mut command = Command::new(&debian.cargo);
-        command
-            .env("RUSTC", &debian.rustc)
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", &debian.linker)
-            .arg("-Zbuild-std=std,panic_abort");
-        command
-    } else {
-        panic!(
-            "cannot build the WebAssembly module: the Rust toolchain has no {TARGET} target.\n\
-             Either `rustup target add {TARGET}`, or install Debian's rustc-web, cargo-web, \
-             rust-web-src and lld-19 (what .ci/run does), or point AMPLITUDE_POSTHOG_WASM_FILE \
-             at a module built elsewhere."
-        );
-    };
+    let mut command = Command::new(&cargo);
+    command.env("RUSTC", &rustc);
     // The outer build's wrappers and flags (clippy, coverage) are not meant for the module.
     for variable in [
         "RUSTC_WRAPPER",
@@ -132,32 +123,4 @@ fn has_target(rustc: &str) -> bool {
                 .join("lib")
                 .is_dir()
         })
-}
-
-/// Debian's packaged Rust, which can build the standard library for any target it knows.
-struct DebianToolchain {
-    cargo: PathBuf,
-    rustc: PathBuf,
-    linker: PathBuf,
-}
-
-impl DebianToolchain {
-    fn find() -> Option<DebianToolchain> {
-        let cargo = PathBuf::from("/usr/bin/cargo");
-        let rustc = PathBuf::from("/usr/bin/rustc");
-        let source = Path::new("/usr/lib/rustlib/src/rust/library/std");
-        let linker = [
-            "/usr/bin/wasm-ld-19",
-            "/usr/bin/wasm-ld",
-            "/usr/bin/rust-lld",
-        ]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|path| path.exists())?;
-        (cargo.exists() && rustc.exists() && source.is_dir()).then_some(DebianToolchain {
-            cargo,
-            rustc,
-            linker,
-        })
-    }
 }

@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
 /// Where a line came from, for error messages and dead letters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputSource {
@@ -52,7 +50,7 @@ pub enum InputError {
 
 /// Iterates over the lines of one input, without their `\n`. A last line without a
 /// newline is still a line (Vector would not read it; the exporter and generator never
-/// write one, see ARCHITECTURE.md).
+/// write one, see docs/ARCHITECTURE.md).
 pub struct LineReader {
     source: InputSource,
     reader: Box<dyn BufRead + Send>,
@@ -73,7 +71,7 @@ impl LineReader {
         let mut buffered = BufReader::with_capacity(256 * 1024, raw);
         let is_gzip = buffered
             .fill_buf()
-            .map(|head| head.starts_with(&GZIP_MAGIC))
+            .map(crate::fs::is_gzip)
             .map_err(|error| InputError::Read {
                 path: source.display_name(),
                 line: 0,

@@ -2,14 +2,18 @@
 //!
 //! - [`vrl_engine`]: the shipped VRL program run through the `vrl` crate, as Vector runs it.
 //! - [`wasm_engine`]: the same mapping compiled to WebAssembly, run by wasmtime.
+//! - [`dead_letter`]: the one shape of a refused row's record, shared with Vector.
 //! - [`engine`]: every form of the mapping behind one interface.
 //! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
 //! - [`resume`]: crash recovery for gzip files in Vector's file source.
 //! - [`export`]: the Export API downloader and the zip unpacker.
+//! - [`fs`]: crash-safe writes, gzip detection, directory walks (one home each).
 //! - [`generator`]: realistic, deterministic Amplitude exports.
 
+pub mod dead_letter;
 pub mod engine;
 pub mod export;
+pub mod fs;
 pub mod generator;
 pub mod input;
 pub mod map_run;

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use crate::dead_letter::DeadLetter;
 use crate::engine::{Engine, RowMapper};
 use crate::input::{InputError, InputSource, LineReader};
 use crate::outcome::MappingOutcome;
@@ -161,15 +162,15 @@ fn write_outcome(
     }
 }
 
-/// One dead letter: the original row (lossy UTF-8 only if it was not UTF-8, which makes it
-/// `invalid_json` anyway), where it came from, and why it was refused.
+/// One dead letter in the project's one shape ([`crate::dead_letter`]).
 fn write_dead_letter(sink: &mut dyn Write, file: &str, row: &Row, reason: &str) -> io::Result<()> {
-    let record = serde_json::json!({
-        "file": file,
-        "line": row.line_number,
-        "reason": reason,
-        "row": String::from_utf8_lossy(&row.bytes),
-    });
-    serde_json::to_writer(&mut *sink, &record)?;
+    let letter = DeadLetter {
+        file,
+        line: row.line_number,
+        row: &row.bytes,
+        reason,
+        component: "map",
+    };
+    sink.write_all(letter.to_json().as_bytes())?;
     sink.write_all(b"\n")
 }

@@ -12,14 +12,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 use serde_json::Value;
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// What `resume` found for one export file or checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,9 +157,11 @@ pub fn resume(
             path: checkpoints_file.clone(),
             reason: error.to_string(),
         })?;
-        write_atomically(&checkpoints_file, &json).map_err(|error| ResumeError::Write {
-            path: checkpoints_file.clone(),
-            source: error,
+        crate::fs::write_atomically(&checkpoints_file, &json).map_err(|error| {
+            ResumeError::Write {
+                path: checkpoints_file.clone(),
+                source: error,
+            }
         })?;
     }
     Ok(report)
@@ -185,28 +185,17 @@ fn dev_inode_checkpoint(entry: &Value) -> Option<(u64, u64, u64)> {
 /// Every regular file under the export directories, by (device, inode).
 fn export_files(dirs: &[PathBuf]) -> Result<BTreeMap<(u64, u64), PathBuf>, ResumeError> {
     let mut files = BTreeMap::new();
-    let mut pending: Vec<PathBuf> = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        let entries = fs::read_dir(&dir).map_err(|error| ResumeError::Read {
-            path: dir.clone(),
-            source: error,
+    for dir in dirs {
+        let found = crate::fs::walk_files(dir).map_err(|error| ResumeError::Read {
+            path: error.path,
+            source: error.source,
         })?;
-        for entry in entries {
-            let path = entry
-                .map_err(|error| ResumeError::Read {
-                    path: dir.clone(),
-                    source: error,
-                })?
-                .path();
+        for path in found {
             let metadata = fs::metadata(&path).map_err(|error| ResumeError::Read {
                 path: path.clone(),
                 source: error,
             })?;
-            if metadata.is_dir() {
-                pending.push(path);
-            } else if metadata.is_file() {
-                files.insert((metadata.dev(), metadata.ino()), path);
-            }
+            files.insert((metadata.dev(), metadata.ino()), path);
         }
     }
     Ok(files)
@@ -214,10 +203,7 @@ fn export_files(dirs: &[PathBuf]) -> Result<BTreeMap<(u64, u64), PathBuf>, Resum
 
 /// The decompressed length of a gzip file (all members), or `None` for a plain file.
 fn decompressed_length(path: &Path) -> io::Result<Option<u64>> {
-    let mut file = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let read = file.read(&mut magic)?;
-    if read < 2 || magic != GZIP_MAGIC {
+    if !crate::fs::is_gzip_file(path)? {
         return Ok(None);
     }
     let file = File::open(path)?;
@@ -231,37 +217,19 @@ fn decompressed_length(path: &Path) -> io::Result<Option<u64>> {
 /// A lock file under the data directory that a running Vector holds (its disk buffers lock
 /// `buffer.lock` for as long as it runs).
 fn held_lock(data_dir: &Path) -> Option<PathBuf> {
-    let mut pending = vec![data_dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|extension| extension == "lock")
-                && let Ok(file) = File::open(&path)
-            {
+    let files = crate::fs::walk_files(data_dir).ok()?;
+    files.into_iter().find(|path| {
+        path.extension()
+            .is_some_and(|extension| extension == "lock")
+            && File::open(path).is_ok_and(|file| {
                 // Vector holds an exclusive lock; taking and releasing it proves nobody does.
                 match file.try_lock() {
                     Ok(()) => {
                         let _ = file.unlock();
+                        false
                     }
-                    Err(_) => return Some(path),
+                    Err(_) => true,
                 }
-            }
-        }
-    }
-    None
-}
-
-/// Writes to a temporary name beside the file, then renames over it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let temporary = path.with_extension("json.resume-tmp");
-    {
-        let mut file = File::create(&temporary)?;
-        io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&temporary, path)
+            })
+    })
 }

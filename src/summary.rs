@@ -43,11 +43,6 @@ impl MapSummary {
         self.rejected.values().sum()
     }
 
-    /// Every row is accounted for exactly once.
-    pub fn adds_up(&self) -> bool {
-        self.mapped_rows + self.skipped_total() + self.rejected_total() == self.rows
-    }
-
     pub fn report(&self, elapsed: Duration) -> SummaryReport<'_> {
         SummaryReport {
             summary: self,

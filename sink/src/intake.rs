@@ -87,7 +87,9 @@ async fn records(
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"gzip"))
-        || body.starts_with(&[0x1f, 0x8b]);
+        || flate2::bufread::GzDecoder::new(&body[..])
+            .header()
+            .is_some();
     let body = if gzip {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&body[..])

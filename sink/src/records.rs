@@ -101,9 +101,8 @@ pub fn parse_batch(body: &[u8]) -> Result<RecordBatch, RecordError> {
                 timestamp,
             } => {
                 check_timestamp(index, &timestamp)?;
-                let usable = |id: &str| {
-                    amplitude_posthog_transform::identity::usable_id(id).map(str::to_owned)
-                };
+                let usable =
+                    |id: &str| amplitude_posthog_transform::usable_id(id).map(str::to_owned);
                 match (usable(&user_id), usable(&device_id)) {
                     (Some(user_id), Some(device_id)) if user_id != device_id => {
                         batch.pairs.push(IdentityPair {

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
-use amplitude_posthog_transform::uuid::uuid_v5;
+use amplitude_posthog_transform::uuid_v5;
 
 use crate::records::RecordBatch;
 
@@ -351,5 +351,5 @@ pub fn alias_uuid(user_id: &str, device_id: &str) -> String {
 }
 
 fn sha1_hex(bytes: &[u8]) -> String {
-    amplitude_posthog_transform::uuid::lower_hex(&Sha1::digest(bytes))
+    hex::encode(Sha1::digest(bytes))
 }

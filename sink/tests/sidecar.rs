@@ -1,13 +1,6 @@
 //! The sidecar end to end: the real binary, real HTTP on 127.0.0.1, a real SQLite file, and
-//! the PostHog capture stand-in of the root package's tests. Heavy repetition, crashes
-//! (SIGKILL) in intake and in sending, PostHog's faults, and bad input.
-
-#[path = "../../tests/support/loopback.rs"]
-#[allow(dead_code)]
-mod loopback;
-#[path = "../../tests/support/posthog_capture.rs"]
-#[allow(dead_code)]
-mod posthog_capture;
+//! the PostHog capture stand-in of `amplitude-posthog-test-support`. Heavy repetition,
+//! crashes (SIGKILL) in intake and in sending, PostHog's faults, and bad input.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -15,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use amplitude_posthog_transform::uuid::uuid_v5;
-use posthog_capture::{Fault, PostHogCapture};
+use amplitude_posthog_test_support::posthog_capture::{Fault, PostHogCapture};
+use amplitude_posthog_transform::uuid_v5;
 use serde_json::{Value, json};
 
 const KEY: &str = "phc_sidecar_test_key";

@@ -45,9 +45,13 @@ fn expand_inputs(args: &[PathBuf]) -> anyhow::Result<Vec<InputSource>> {
         match InputSource::from_arg(arg) {
             InputSource::Stdin => inputs.push(InputSource::Stdin),
             InputSource::File(path) if path.is_dir() => {
-                let found = export_files_under(&path)
-                    .with_context(|| format!("cannot list {}", path.display()))?;
-                inputs.extend(found.into_iter().map(InputSource::File));
+                let found = amplitude_posthog::fs::walk_files(&path)?;
+                inputs.extend(
+                    found
+                        .into_iter()
+                        .filter(|path| is_export_file(path))
+                        .map(InputSource::File),
+                );
             }
             InputSource::File(path) if path.is_file() => inputs.push(InputSource::File(path)),
             InputSource::File(path) => {
@@ -58,23 +62,10 @@ fn expand_inputs(args: &[PathBuf]) -> anyhow::Result<Vec<InputSource>> {
     Ok(inputs)
 }
 
-fn export_files_under(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.to_string_lossy().ends_with(".json.gz")
-                || path.extension().is_some_and(|ext| ext == "json")
-            {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+/// What `map` reads from a directory: Amplitude's `*.json.gz` files and plain `*.json` files.
+fn is_export_file(path: &std::path::Path) -> bool {
+    path.to_string_lossy().ends_with(".json.gz")
+        || path.extension().is_some_and(|ext| ext == "json")
 }
 
 pub fn run(args: MapArgs) -> anyhow::Result<ExitCode> {

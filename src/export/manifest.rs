@@ -58,15 +58,13 @@ impl Manifest {
         }
     }
 
-    /// Written to a temporary name and renamed: a crash never leaves half a manifest.
+    /// Written atomically (flushed, renamed, directory flushed): a crash never leaves half a
+    /// manifest.
     pub fn save(&self, out_dir: &Path) -> io::Result<()> {
-        let path = Self::path(out_dir);
-        let temporary = path.with_extension("json.tmp");
-        fs::write(
-            &temporary,
-            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
-        )?;
-        fs::rename(temporary, path)
+        crate::fs::write_atomically(
+            &Self::path(out_dir),
+            &serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )
     }
 
     pub fn status(&self, window: &ExportWindow) -> Option<&WindowStatus> {

@@ -170,10 +170,7 @@ fn digest(path: &Path) -> io::Result<(u64, String)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let bytes = io::copy(&mut file, &mut hasher)?;
-    Ok((
-        bytes,
-        amplitude_posthog_transform::uuid::lower_hex(&hasher.finalize()),
-    ))
+    Ok((bytes, hex::encode(hasher.finalize())))
 }
 
 #[cfg(test)]

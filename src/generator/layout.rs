@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Timelike, Utc};
 use flate2::Compression;
@@ -163,7 +163,7 @@ fn finish_hour<W: Write + io::Seek>(
     }
     for (member, (bytes, rows)) in files {
         if let Some(dir) = &layout.out_dir {
-            write_atomically(&dir.join(&member), &bytes)?;
+            crate::fs::write_atomically(&dir.join(&member), &bytes)?;
         }
         if let Some(zip) = zip.as_deref_mut() {
             let options = zip::write::SimpleFileOptions::default()
@@ -180,18 +180,4 @@ fn finish_hour<W: Write + io::Seek>(
         });
     }
     Ok(())
-}
-
-/// Writes to a temporary name and renames, so a watching Vector never sees a partial file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let temporary = path.with_extension("gz.partial");
-    {
-        let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&temporary, path)
 }

@@ -1,6 +1,6 @@
 //! A seeded, deterministic generator of realistic Amplitude exports.
 //!
-//! It models what AMPLITUDE_EXPORT.md describes: web, iOS, Android, HTTP-API and
+//! It models what docs/POSTHOG_AND_AMPLITUDE.md describes: web, iOS, Android, HTTP-API and
 //! Segment-sourced rows; autocapture; anonymous-then-identified devices, users on several
 //! devices, shared devices; groups; `$identify` / `$groupidentify`; session markers; revenue;
 //! `EMPTY` attribution values; operator keys; unicode; nested properties; every timestamp

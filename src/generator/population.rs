@@ -109,7 +109,7 @@ const APP_VERSIONS: &[&str] = &["2.13.1", "3.0.0", "3.1.4"];
 
 fn uuid_v4(rng: &mut impl Rng) -> String {
     let bytes: [u8; 16] = rng.random();
-    let hex = amplitude_posthog_transform::uuid::lower_hex(&bytes);
+    let hex = hex::encode(bytes);
     format!(
         "{}-{}-4{}-{}{}-{}",
         &hex[0..8],

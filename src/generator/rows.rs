@@ -413,7 +413,7 @@ fn insert_id(rng: &mut impl Rng, source: Source, event_type: &str, counter: i64)
 
 fn row_uuid(rng: &mut impl Rng, upload_time: DateTime<Utc>) -> Value {
     let bytes: [u8; 16] = rng.random();
-    let hex = amplitude_posthog_transform::uuid::lower_hex(&bytes);
+    let hex = hex::encode(bytes);
     match rng.random_range(0..100) {
         // Missing or malformed: the mapping derives a UUIDv5.
         0..=2 => Value::Null,

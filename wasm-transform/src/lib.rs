@@ -1,36 +1,45 @@
-//! The Amplitude → PostHog mapping (`MAPPING.md`) as a pure function of one input line: no
-//! I/O, no clock, no randomness. The same crate is the native form (an `rlib`) and, built for
-//! `wasm32-unknown-unknown`, the WebAssembly module (see `README.md` for its ABI).
+//! The Amplitude → PostHog mapping (`docs/MAPPING.md`) as a pure function of one input line:
+//! no I/O, no clock, no randomness. The same crate is the native form (an `rlib`) and, built
+//! for `wasm32-unknown-unknown`, the WebAssembly module (see `README.md` for its ABI).
 //!
-//! One module per rule of the contract:
-//! [`row`] §1 input, [`identity`] §3, [`time`] and [`uuid`] §4, [`properties`] §5/§5.1/§5.3
-//! renames/§5.4, [`platform`] §5.2, [`autocapture`] §5.3, [`session`] §6, [`event_name`] §7,
-//! [`person`] §8, [`groups`] §9, [`event`] the output and its size limit, [`mapping`] the
+//! One private module per rule of the contract:
+//! `row` §1 input, `identity` §3, `time` and `uuid` §4, `properties` §5/§5.1/§5.3
+//! renames/§5.4, `platform` §5.2, `autocapture` §5.3, `session` §6, `event_name` §7,
+//! `person` §8, `groups` §9, `event` the output and its size limit, `mapping` the
 //! order in which the rules apply.
+//!
+//! The public API is small on purpose: [`map_line`] / [`map_row`] and their [`outcome`], and
+//! the few rules other components must apply exactly as the mapping does — [`usable_id`]
+//! (the identity sidecar keeps only ids the mapping would keep), [`uuid_v5`] (the contract's
+//! deterministic ids), [`event_timestamp`] and [`REFUSED_IDS`].
 
-pub mod autocapture;
-pub mod contract;
-pub mod event;
-pub mod event_name;
-pub mod groups;
-pub mod identity;
-pub mod mapping;
+mod autocapture;
+mod contract;
+mod event;
+mod event_name;
+mod groups;
+mod identity;
+mod mapping;
 pub mod outcome;
-pub mod person;
-pub mod platform;
-pub mod properties;
-pub mod row;
-pub mod session;
-pub mod time;
-pub mod uuid;
+mod person;
+mod platform;
+mod properties;
+mod row;
+mod session;
+mod time;
+mod uuid;
 
 #[cfg(target_arch = "wasm32")]
 mod abi;
 
+pub use contract::REFUSED_IDS;
 pub use event::PostHogEvent;
+pub use identity::usable_id;
 pub use mapping::{map_line, map_row};
 pub use outcome::{MappingOutcome, RejectReason, SkipReason};
 pub use row::AmplitudeRow;
+pub use time::event_timestamp;
+pub use uuid::uuid_v5;
 
 /// Version of the WebAssembly ABI (`abi_version()` export); bumped on any incompatible change.
 pub const ABI_VERSION: u32 = 1;

@@ -4,7 +4,6 @@
 use sha1::{Digest, Sha1};
 
 use crate::contract::SESSION_ID_LIMIT;
-use crate::uuid::lower_hex;
 
 /// A real session: an integer with 0 < id < 2^48 (strings and floats are not sessions).
 pub fn is_real_session(session_id: i64) -> bool {
@@ -14,7 +13,7 @@ pub fn is_real_session(session_id: i64) -> bool {
 /// `$session_id` for a real session on a device (device string value, or empty).
 pub fn posthog_session_id(device_id: &str, session_id: i64) -> String {
     let digest = Sha1::digest(format!("amplitude-session:{device_id}:{session_id}").as_bytes());
-    let hash = lower_hex(&digest);
+    let hash = hex::encode(digest);
     let time = format!("{session_id:012x}");
     let variant = b"89ab"[usize::from(digest[9] >> 4) % 4];
     let mut out = String::with_capacity(36);

@@ -53,16 +53,6 @@ pub fn uuid_v5(name: &[u8]) -> String {
     hyphenated(&bytes)
 }
 
-/// Lower-case hex of bytes.
-pub fn lower_hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    out
-}
-
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Lower-case hyphenated form of 16 bytes.

@@ -1,18 +1,19 @@
-//! Request bodies framed exactly as Vector's http sink frames them from `vector.toml`
-//! (`payload_prefix` + `[e1,e2,…]` + `payload_suffix`, gzip), posted over real HTTP to a
-//! capture server that behaves like PostHog's: every batch is accepted and every event
-//! arrives once; faults are survived with Vector's retry rules; PostHog's validation holds.
-
-mod support;
+//! A self-test of the PostHog capture stand-in (`tests/support/src/posthog_capture.rs`): it
+//! accepts request bodies framed as Vector's http sink frames them from `vector.toml`
+//! (`payload_prefix` + `[e1,e2,…]` + `payload_suffix`, gzip) and records every event once;
+//! its scripted faults (503, 429 with `Retry-After`, 408, partial acceptance) answer as
+//! PostHog does; it validates like PostHog. The retry loop here is the test's own, imitating
+//! Vector's rules: this proves the test double, not that product code survives faults (the
+//! sidecar's tests and the real-Vector tests do that).
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
 use amplitude_posthog::generator::GeneratorConfig;
+use amplitude_posthog_test_support::posthog_capture::{Fault, PostHogCapture};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use support::posthog_capture::{Fault, PostHogCapture};
 
 const KEY: &str = "phc_test_key_for_the_capture_server";
 
@@ -102,7 +103,7 @@ fn post_like_vector(client: &reqwest::blocking::Client, url: &str, body: &[u8]) 
 }
 
 fn mapped_events(rows: u64, seed: u64) -> Vec<String> {
-    support::corpus::mapped_events(GeneratorConfig {
+    crate::support::corpus::mapped_events(GeneratorConfig {
         rows,
         seed,
         ..GeneratorConfig::default()
@@ -157,7 +158,7 @@ fn every_batch_of_the_generated_corpus_is_accepted_and_every_event_arrives_once(
 }
 
 #[test]
-fn faults_are_survived_and_partial_acceptance_only_repeats_uuids() {
+fn scripted_faults_answer_like_posthog_and_partial_acceptance_only_repeats_uuids() {
     let server = PostHogCapture::start(KEY);
     server.inject([
         Fault::Status(503),

@@ -1,12 +1,10 @@
 //! VRL ≡ native ≡ WASM: the golden fixtures, 200 000 generated rows (several seeds, broken
 //! rows included) and arbitrary hostile JSON all map to the same bytes in every form.
 
-mod support;
-
+use crate::support::fixtures::load_all;
+use crate::support::forms::ThreeForms;
 use amplitude_posthog::generator::{Generator, GeneratorConfig};
 use proptest::prelude::*;
-use support::fixtures::load_all;
-use support::forms::ThreeForms;
 
 #[test]
 fn every_golden_fixture_maps_identically_in_all_three_forms() {

@@ -5,7 +5,7 @@
 use amplitude_posthog::MappingOutcome;
 use amplitude_posthog::generator::{Generator, GeneratorConfig};
 use amplitude_posthog::vrl_engine::VrlProgram;
-use amplitude_posthog_transform::identity::usable_id;
+use amplitude_posthog_transform::usable_id;
 use serde_json::Value;
 use vrl::compiler::TimeZone;
 use vrl::compiler::runtime::Runtime;
@@ -82,7 +82,7 @@ fn identity_records_agree_with_the_mapping_on_generated_rows() {
         // the link is real even when the event is not migrated. The time is the mapping's.
         let timestamp = amplitude_posthog_transform::AmplitudeRow::parse(&row.line)
             .ok()
-            .and_then(|row| amplitude_posthog_transform::time::event_timestamp(&row))
+            .and_then(|row| amplitude_posthog_transform::event_timestamp(&row))
             .map(Value::from);
         let expected_pair =
             matches!((&user, &device), (Some(u), Some(d)) if u != d) && timestamp.is_some();

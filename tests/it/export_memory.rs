@@ -2,13 +2,11 @@
 //! streamed to disk and members are extracted and checked as streams. The exporter's peak
 //! resident set size is read from `/proc/<pid>/status` (VmHWM) while it runs.
 
-mod support;
-
 use std::io::Write;
 use std::process::Command;
 
+use amplitude_posthog_test_support::amplitude_export::AmplitudeExport;
 use chrono::TimeZone;
-use support::amplitude_export::AmplitudeExport;
 
 #[test]
 fn peak_memory_stays_bounded_while_exporting_a_300_mb_zip() {

@@ -1,13 +1,11 @@
 //! Golden tests: every rule of MAPPING.md, hand-written expected outputs, through the VRL
 //! program exactly as Vector runs it.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::fixtures::{GoldenCase, load_all, load_file};
 use amplitude_posthog::vrl_engine::VrlProgram;
 use amplitude_posthog::{RejectReason, SkipReason};
-use support::fixtures::{GoldenCase, load_all, load_file};
 
 fn check_with_vrl(cases: &[GoldenCase]) {
     let program = VrlProgram::mapping().unwrap_or_else(|error| panic!("{error}"));
@@ -81,7 +79,7 @@ fn every_fixture_file_is_covered_by_a_test() {
     ]
     .into_iter()
     .collect();
-    for file in support::fixtures::fixture_files() {
+    for file in crate::support::fixtures::fixture_files() {
         assert!(
             covered.contains(file.as_str()),
             "{file} has no test in golden_mapping.rs"

@@ -3,8 +3,6 @@
 //! split down to hours; 401 stops at once; 429/5xx/broken zips are retried; hostile member
 //! names write nothing outside the export directory.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -12,9 +10,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use amplitude_posthog::generator::{Generator, GeneratorConfig};
+use amplitude_posthog_test_support::amplitude_export::{AmplitudeExport, ExportFault};
 use chrono::NaiveDate;
 use flate2::read::MultiGzDecoder;
-use support::amplitude_export::{AmplitudeExport, ExportFault};
 
 const API_KEY: &str = "amp-api-key-1234567890";
 const SECRET: &str = "amp-secret-key-abcdefghij";

@@ -4,7 +4,7 @@
 //! auth and the inclusive `start`/`end` hours, answers 404 for empty ranges and 400 above a
 //! size limit, and injects 429, 500, 504 and broken zips on demand.
 
-use super::loopback::LoopbackServer;
+use crate::loopback::LoopbackServer;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -3,14 +3,12 @@
 //! harness that executes those same `[[tests]]` here: the remap transform's VRL through the
 //! `vrl` crate (as Vector runs it, with `reroute_dropped`), the conditions as VRL programs.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::support::fixtures::load_all;
+use crate::support::vector_tests::vector_test;
 use amplitude_posthog::vrl_engine::VrlProgram;
-use support::fixtures::load_all;
-use support::vector_tests::vector_test;
 use vrl::compiler::runtime::Runtime;
 use vrl::compiler::{TargetValue, TimeZone};
 use vrl::value::{KeyString, ObjectMap, Secrets, Value};
@@ -30,8 +28,8 @@ fn generate() -> String {
     let mut document = toml::Table::new();
     document.insert("tests".into(), toml::Value::Array(tests));
     format!(
-        "# Generated from tests/fixtures/mapping/ by tests/vector_unit_tests.rs; do not edit.\n\
-         # Regenerate: UPDATE_VECTOR_TESTS=1 cargo test --release --test vector_unit_tests\n\
+        "# Generated from tests/fixtures/mapping/ by tests/it/vector_unit_tests.rs; do not edit.\n\
+         # Regenerate: UPDATE_VECTOR_TESTS=1 cargo test --release --test it vector_unit_tests\n\
          # Run with Vector: vector test vector.toml tests/vector/mapping_tests.toml\n\
          # (Fixtures whose input is not UTF-8 cannot be written in TOML and are left out.)\n\n{}",
         toml::to_string_pretty(&document).expect("serialises")
@@ -48,7 +46,7 @@ fn the_generated_vector_tests_are_up_to_date() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{GENERATED} is stale: run UPDATE_VECTOR_TESTS=1 cargo test --release --test vector_unit_tests"
+        "{GENERATED} is stale: run UPDATE_VECTOR_TESTS=1 cargo test --release --test it vector_unit_tests"
     );
 }
 

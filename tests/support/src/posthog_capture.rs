@@ -1,11 +1,11 @@
 //! A PostHog capture endpoint for tests: real HTTP on 127.0.0.1, implementing the contract of
-//! `POSTHOG_CAPTURE.md` — `/batch/` body shapes, gzip (header, query or magic bytes), the
+//! `docs/POSTHOG_AND_AMPLITUDE.md` — `/batch/` body shapes, gzip (header, query or magic bytes), the
 //! 20 MB request and ~1 MB event limits, all-or-nothing validation (400), 401 for a missing
 //! or malformed key, 200 for an unknown key (events silently dropped, as PostHog does) — and
 //! scripted faults: 503 bursts, 429 with `Retry-After`, 413 above a batch size, and partial
 //! acceptance before a 503.
 
-use super::loopback::LoopbackServer;
+use crate::loopback::LoopbackServer;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,139 @@
+//! The file-system helpers every command shares: crash-safe writes, gzip detection, walking a
+//! directory tree. One home each, so every writer gets the same guarantees.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The first two bytes of every gzip member (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Whether bytes (the start of a file or body) are gzip. Vector's `file` source decides the
+/// same way, by magic bytes, whatever a file is called.
+pub fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&GZIP_MAGIC)
+}
+
+/// Whether the file at `path` starts like gzip.
+pub fn is_gzip_file(path: &Path) -> io::Result<bool> {
+    let mut head = [0u8; 2];
+    let mut file = File::open(path)?;
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..])? {
+            0 => break,
+            count => read += count,
+        }
+    }
+    Ok(is_gzip(&head[..read]))
+}
+
+/// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the
+/// new one, whole, and a reader (a watching Vector) never sees a partial file: the bytes go to
+/// a temporary name beside the target (`<name>.partial`), are flushed to disk, renamed over
+/// the target, and the directory entry is flushed too. Creates missing parent directories.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent)?;
+    let mut temporary_name = path.file_name().unwrap_or_default().to_os_string();
+    temporary_name.push(".partial");
+    let temporary = parent.join(temporary_name);
+    {
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temporary, path)?;
+    sync_directory(parent)
+}
+
+/// Flushes a directory's entries (a rename or a new file) to disk.
+pub fn sync_directory(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A directory or file that could not be read while walking a tree.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct WalkError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Every regular file under `root` (at any depth, following symbolic links to files and
+/// directories), sorted by path. A file given as `root` is returned alone.
+pub fn walk_files(root: &Path) -> Result<Vec<PathBuf>, WalkError> {
+    let error_at = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| WalkError { path, source }
+    };
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let metadata = fs::metadata(&path).map_err(error_at(&path))?;
+        if metadata.is_file() {
+            files.push(path);
+        } else if metadata.is_dir() {
+            for entry in fs::read_dir(&path).map_err(error_at(&path))? {
+                pending.push(entry.map_err(error_at(&path))?.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomically_replaces_whole_files_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a/b/manifest.json");
+        write_atomically(&path, b"first").expect("written");
+        write_atomically(&path, b"second").expect("rewritten");
+        assert_eq!(fs::read(&path).expect("readable"), b"second");
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["manifest.json"]);
+    }
+
+    #[test]
+    fn gzip_is_known_by_its_magic_bytes() {
+        assert!(is_gzip(&[0x1f, 0x8b, 8]));
+        assert!(!is_gzip(b"{\"event_type\""));
+        assert!(!is_gzip(&[0x1f]));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.json.gz");
+        fs::write(&empty, b"").unwrap();
+        assert!(!is_gzip_file(&empty).unwrap());
+    }
+
+    #[test]
+    fn walk_files_finds_files_at_every_depth_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["b/2.json.gz", "a/1.json", "a/deeper/3.txt", "0.json"] {
+            let path = dir.path().join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, b"x").unwrap();
+        }
+        let found: Vec<String> = walk_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|path| path.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            found,
+            ["0.json", "a/1.json", "a/deeper/3.txt", "b/2.json.gz"]
+        );
+        let missing = walk_files(&dir.path().join("missing")).unwrap_err();
+        assert!(missing.to_string().starts_with("cannot read "), "{missing}");
+    }
+}

@@ -1,0 +1,39 @@
+//! The root package's integration tests, in one binary so the large dependencies (`vrl`,
+//! `wasmtime`, `axum`) are linked once. One module per topic.
+
+/// A PostHog capture stand-in self-test: it behaves as PostHog's documented contract says.
+mod capture_stand_in;
+/// `amplitude-posthog map`, `generate` and `wasm-module` as a user runs them.
+mod cli_map;
+/// One dead-letter shape (Vector's) for every writer, and the replay recipe.
+mod dead_letters;
+/// VRL ≡ native ≡ WASM on fixtures, 200 000 generated rows and hostile input.
+mod differential;
+/// `export` and `unpack` against an Export API stand-in.
+mod export;
+/// The exporter's memory stays flat on a 300 MB zip.
+mod export_memory;
+/// The corpus generator: deterministic, Amplitude's layout, intended outcomes.
+mod generator;
+/// The golden fixtures, one per rule of `docs/MAPPING.md`, through the VRL program.
+mod golden_mapping;
+/// `vrl/identities.vrl` agrees with the mapping.
+mod identities_vrl;
+/// Size and depth limits, already-parsed input, the VRL program's copies of tables.
+mod mapping_limits;
+/// The repository stands alone: no outside references, links resolve, the license.
+mod repository;
+/// `amplitude-posthog resume`: Vector checkpoints of partially read gzip files.
+mod resume;
+/// Test helpers that need this package (fixtures, corpora, the three forms).
+mod support;
+/// `vector.toml` checked without Vector: inputs, programs, data-safety settings.
+mod vector_config;
+/// The generated Vector unit tests, run through the `vrl` crate.
+mod vector_unit_tests;
+/// The ids the VRL program builds equal the `uuid` crate's.
+mod vrl_ids;
+/// A one-character change to the VRL program is caught.
+mod vrl_mutations;
+/// The wasmtime host: ABI, fuel and memory limits, traps.
+mod wasm_host;

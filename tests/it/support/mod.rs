@@ -1,0 +1,8 @@
+//! Helpers of the root package's tests that need the package itself: golden fixtures,
+//! generated corpora, the three forms side by side, Vector unit tests. The HTTP stand-ins
+//! live in the `amplitude-posthog-test-support` crate (`tests/support/`), shared with `sink/`.
+
+pub mod corpus;
+pub mod fixtures;
+pub mod forms;
+pub mod vector_tests;
