@@ -43,6 +43,7 @@ macro_rules! golden_file {
 golden_file! {
     rule_01_input_and_json_parsing => "s01_input.json",
     rule_02_rejects_and_skips_in_contract_order => "s02_rejects_and_skips.json",
+    rule_02_nesting_limit_of_vector => "s02_nesting_limit.json",
     rule_03_identity => "s03_identity.json",
     rule_04_timestamps => "s04_time.json",
     rule_04_uuid => "s04_uuid.json",
@@ -63,6 +64,7 @@ fn every_fixture_file_is_covered_by_a_test() {
     let covered: BTreeSet<&str> = [
         "s01_input.json",
         "s02_rejects_and_skips.json",
+        "s02_nesting_limit.json",
         "s03_identity.json",
         "s04_time.json",
         "s04_uuid.json",

@@ -29,6 +29,8 @@ mod resume;
 mod support;
 /// `vector.toml` checked without Vector: inputs, programs, data-safety settings.
 mod vector_config;
+/// The shipped `vector.toml` on a real Vector: validate, unit tests, delivery, faults.
+mod vector_run;
 /// The generated Vector unit tests, run through the `vrl` crate.
 mod vector_unit_tests;
 /// The ids the VRL program builds equal the `uuid` crate's.

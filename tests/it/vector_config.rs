@@ -235,6 +235,11 @@ fn the_posthog_sink_batches_retries_and_buffers_safely() {
     assert!(integer(&config, &format!("{sink}.request.rate_limit_duration_secs")) >= 1);
     // Retries never give up (an outage pauses the migration instead of dropping batches).
     assert!(integer(&config, &format!("{sink}.request.retry_attempts")) >= 1_000_000);
+    // Vector's default drops batches answered 400/401/403/413; "all" retries every non-2xx.
+    assert_eq!(
+        string(&config, &format!("{sink}.request.retry_strategy.type")),
+        "all"
+    );
     // Batches in flight survive a restart.
     assert_eq!(string(&config, &format!("{sink}.buffer.type")), "disk");
     assert_eq!(
@@ -327,6 +332,13 @@ fn the_identity_sidecar_is_fed_from_the_source_with_acknowledgements_on_loopback
         "sinks.identity_sidecar.acknowledgements.enabled"
     ));
     assert!(integer(&config, "sinks.identity_sidecar.request.retry_attempts") >= 1_000_000);
+    assert_eq!(
+        string(
+            &config,
+            "sinks.identity_sidecar.request.retry_strategy.type"
+        ),
+        "all"
+    );
     assert_eq!(
         string(&config, "sinks.identity_sidecar.encoding.codec"),
         "json"

@@ -5,7 +5,8 @@
 //! One private module per rule of the contract:
 //! `row` §1 input, `identity` §3, `time` and `uuid` §4, `properties` §5/§5.1/§5.3
 //! renames/§5.4, `platform` §5.2, `autocapture` §5.3, `session` §6, `event_name` §7,
-//! `person` §8, `groups` §9, `event` the output and its size limit, `mapping` the
+//! `person` §8, `groups` §9, `event` the output and its size limit, `nesting` Vector's
+//! nesting budget, `mapping` the
 //! order in which the rules apply.
 //!
 //! The public API is small on purpose: [`map_line`] / [`map_row`] and their [`outcome`], and
@@ -20,6 +21,7 @@ mod event_name;
 mod groups;
 mod identity;
 mod mapping;
+mod nesting;
 pub mod outcome;
 mod person;
 mod platform;

@@ -8,6 +8,7 @@ use crate::event::{PostHogEvent, is_too_large};
 use crate::event_name::posthog_event_name;
 use crate::groups::{group_set, groups_value, posthog_groups};
 use crate::identity::distinct_id;
+use crate::nesting::limit_nesting;
 use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
 use crate::person::PersonProperties;
 use crate::platform::add_platform_properties;
@@ -103,7 +104,9 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
     };
 
     let mut serialised = Vec::with_capacity(events.len());
-    for event in &events {
+    for mut event in events {
+        // §2: Vector drops events nested beyond its budget; deeper levels become JSON text.
+        limit_nesting(&mut event.properties);
         let json = event.to_json();
         if is_too_large(&json) {
             return MappingOutcome::Rejected(RejectReason::EventTooLarge);
