@@ -237,7 +237,7 @@ fn the_posthog_sink_batches_retries_and_buffers_safely() {
     assert!(integer(&config, &format!("{sink}.request.retry_attempts")) >= 1_000_000);
     // Vector's default drops batches answered 400/401/403/413; "all" retries every non-2xx.
     assert_eq!(
-        string(&config, &format!("{sink}.request.retry_strategy.type")),
+        string(&config, &format!("{sink}.retry_strategy.type")),
         "all"
     );
     // Batches in flight survive a restart.
@@ -335,7 +335,7 @@ fn the_identity_sidecar_is_fed_from_the_source_with_acknowledgements_on_loopback
     assert_eq!(
         string(
             &config,
-            "sinks.identity_sidecar.request.retry_strategy.type"
+            "sinks.identity_sidecar.retry_strategy.type"
         ),
         "all"
     );
