@@ -333,10 +333,7 @@ fn the_identity_sidecar_is_fed_from_the_source_with_acknowledgements_on_loopback
     ));
     assert!(integer(&config, "sinks.identity_sidecar.request.retry_attempts") >= 1_000_000);
     assert_eq!(
-        string(
-            &config,
-            "sinks.identity_sidecar.retry_strategy.type"
-        ),
+        string(&config, "sinks.identity_sidecar.retry_strategy.type"),
         "all"
     );
     assert_eq!(
