@@ -16,16 +16,11 @@ pub fn is_gzip(head: &[u8]) -> bool {
 
 /// Whether the file at `path` starts like gzip.
 pub fn is_gzip_file(path: &Path) -> io::Result<bool> {
-    let mut head = [0u8; 2];
-    let mut file = File::open(path)?;
-    let mut read = 0;
-    while read < head.len() {
-        match file.read(&mut head[read..])? {
-            0 => break,
-            count => read += count,
-        }
-    }
-    Ok(is_gzip(&head[..read]))
+    let mut head = Vec::with_capacity(GZIP_MAGIC.len());
+    File::open(path)?
+        .take(GZIP_MAGIC.len() as u64)
+        .read_to_end(&mut head)?;
+    Ok(is_gzip(&head))
 }
 
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the
