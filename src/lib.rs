@@ -5,7 +5,9 @@
 //! - [`dead_letter`]: the one shape of a refused row's record, shared with Vector.
 //! - [`engine`]: every form of the mapping behind one interface.
 //! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
+//! - [`prepare`]: export files checked before Vector reads them (missing final newlines added).
 //! - [`resume`]: crash recovery for gzip files in Vector's file source.
+//! - [`export_file`]: one export file decompressed, counted, its last newline checked.
 //! - [`export`]: the Export API downloader and the zip unpacker.
 //! - [`fs`]: crash-safe writes, gzip detection, directory walks (one home each).
 //! - [`generator`]: realistic, deterministic Amplitude exports.
@@ -13,10 +15,12 @@
 pub mod dead_letter;
 pub mod engine;
 pub mod export;
+pub mod export_file;
 pub mod fs;
 pub mod generator;
 pub mod input;
 pub mod map_run;
+pub mod prepare;
 pub mod resume;
 pub mod summary;
 pub mod vrl_engine;

@@ -16,7 +16,6 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use serde_json::Value;
 
 /// What `resume` found for one export file or checkpoint.
@@ -24,11 +23,13 @@ use serde_json::Value;
 pub enum FileState {
     /// Read to its end: nothing to do.
     Complete { path: PathBuf, length: u64 },
-    /// Read in part: its checkpoint is removed so Vector reads it again.
+    /// Read in part: its checkpoint is removed so Vector reads it again. A file whose last
+    /// line lacked a newline (which Vector never reads) is always partial, and gets one.
     Partial {
         path: PathBuf,
         position: u64,
         length: u64,
+        newline_added: bool,
     },
     /// A plain (not gzip) file: Vector resumes those from their checkpoint itself.
     Plain { path: PathBuf, position: u64 },
@@ -120,20 +121,33 @@ pub fn resume(
             keep.push(entry);
             continue;
         };
-        match decompressed_length(&path) {
+        match gzip_facts(&path) {
             Ok(None) => {
                 report.files.push(FileState::Plain { path, position });
                 keep.push(entry);
             }
-            Ok(Some(length)) if position >= length => {
-                report.files.push(FileState::Complete { path, length });
+            Ok(Some(facts)) if facts.ends_with_newline && position >= facts.decompressed_bytes => {
+                report.files.push(FileState::Complete {
+                    path,
+                    length: facts.decompressed_bytes,
+                });
                 keep.push(entry);
             }
-            Ok(Some(length)) => {
+            Ok(Some(facts)) => {
+                let newline_added = !facts.ends_with_newline;
+                if newline_added && !dry_run {
+                    crate::export_file::append_newline_member(&path).map_err(|error| {
+                        ResumeError::Write {
+                            path: path.clone(),
+                            source: error,
+                        }
+                    })?;
+                }
                 report.files.push(FileState::Partial {
                     path,
                     position,
-                    length,
+                    length: facts.decompressed_bytes + u64::from(newline_added),
+                    newline_added,
                 });
                 report.checkpoints_removed += 1;
             }
@@ -201,17 +215,12 @@ fn export_files(dirs: &[PathBuf]) -> Result<BTreeMap<(u64, u64), PathBuf>, Resum
     Ok(files)
 }
 
-/// The decompressed length of a gzip file (all members), or `None` for a plain file.
-fn decompressed_length(path: &Path) -> io::Result<Option<u64>> {
+/// What decompressing a gzip file (all members) finds, or `None` for a plain file.
+fn gzip_facts(path: &Path) -> io::Result<Option<crate::export_file::GzipFacts>> {
     if !crate::fs::is_gzip_file(path)? {
         return Ok(None);
     }
-    let file = File::open(path)?;
-    io::copy(
-        &mut MultiGzDecoder::new(io::BufReader::new(file)),
-        &mut io::sink(),
-    )
-    .map(Some)
+    crate::export_file::scan_path(path).map(Some)
 }
 
 /// A lock file under the data directory that a running Vector holds (its disk buffers lock

@@ -3,124 +3,28 @@
 //! crashes (SIGKILL) in intake and in sending, PostHog's faults, and bad input.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use amplitude_posthog_test_support::posthog_capture::{Fault, PostHogCapture};
+use amplitude_posthog_test_support::process::Sidecar;
 use amplitude_posthog_transform::uuid_v5;
 use serde_json::{Value, json};
 
 const KEY: &str = "phc_sidecar_test_key";
 
-/// A running sidecar process.
-struct Sidecar {
-    child: Child,
-    url: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Sidecar {
-    fn start(db: &Path, posthog: &str, key: &str, extra: &[&str]) -> Sidecar {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_posthog-alias-sink"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--posthog-host",
-                posthog,
-                "--max-backoff-secs",
-                "1",
-                "--db",
-            ])
-            .arg(db)
-            .args(extra)
-            .env("POSTHOG_API_KEY", key)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the sidecar starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (address_tx, address_rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = address_tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                }
-                sink.lock().expect("log").push_str(&(line + "\n"));
-            }
-        });
-        let address = address_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the sidecar reports its address");
-        Sidecar {
-            child,
-            url: format!("http://{address}"),
-            log,
-        }
-    }
-
-    fn post(&self, body: &[u8]) -> (u16, String) {
-        match reqwest::blocking::Client::new()
-            .post(format!("{}/records", self.url))
-            .body(body.to_vec())
-            .send()
-        {
-            Ok(response) => (
-                response.status().as_u16(),
-                response.text().unwrap_or_default(),
-            ),
-            Err(_) => (0, String::new()),
-        }
-    }
-
-    fn status(&self) -> Value {
-        let body = reqwest::blocking::get(format!("{}/status", self.url))
-            .expect("status")
-            .text()
-            .expect("body");
-        serde_json::from_str(&body).expect("json")
-    }
-
-    /// Waits until nothing is pending (what `flush` does).
-    fn wait_until_drained(&self, limit: Duration) -> Value {
-        let started = Instant::now();
-        loop {
-            let status = self.status();
-            if status["pending"] == 0 && status["groups_pending"] == 0 {
-                return status;
-            }
-            assert!(started.elapsed() < limit, "still pending: {status}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill(mut self) {
-        // SIGKILL: no shutdown handler runs.
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reaped");
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().expect("exits")
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The sidecar binary of this package, started on any loopback port.
+fn start_sidecar(db: &Path, posthog: &str, key: &str, extra: &[&str]) -> Sidecar {
+    Sidecar::start(
+        Path::new(env!("CARGO_BIN_EXE_posthog-alias-sink")),
+        "127.0.0.1:0",
+        db,
+        posthog,
+        key,
+        extra,
+    )
 }
 
 fn record(user: &str, device: &str, timestamp: &str) -> Value {
@@ -172,7 +76,7 @@ fn tmp_db() -> (tempfile::TempDir, PathBuf) {
 fn a_million_repeated_records_become_exactly_one_alias_per_pair() {
     let server = PostHogCapture::start(KEY);
     let (_dir, db) = tmp_db();
-    let sidecar = Sidecar::start(&db, &server.url(), KEY, &[]);
+    let sidecar = start_sidecar(&db, &server.url(), KEY, &[]);
     // 30 000 devices, each with a first user; every 20th device later also used by another
     // user (a shared device: a conflict). 1 000 000 records, heavily repeated, times random.
     let devices = 30_000_u64;
@@ -286,7 +190,7 @@ fn a_sigkill_in_intake_or_in_sending_loses_nothing_and_never_changes_a_uuid() {
             retry_after_seconds: 30,
         },
     ]);
-    let mut sidecar = Sidecar::start(&db, &server.url(), KEY, &["--batch-size", "300"]);
+    let mut sidecar = start_sidecar(&db, &server.url(), KEY, &["--batch-size", "300"]);
     let mut delivered = 0;
     for (index, body) in batches.iter().enumerate() {
         if index == 20 {
@@ -305,7 +209,7 @@ fn a_sigkill_in_intake_or_in_sending_loses_nothing_and_never_changes_a_uuid() {
             std::thread::sleep(Duration::from_millis(2));
             sidecar.kill();
             let _ = racing.join();
-            sidecar = Sidecar::start(&db, &server.url(), KEY, &["--batch-size", "300"]);
+            sidecar = start_sidecar(&db, &server.url(), KEY, &["--batch-size", "300"]);
         }
         // Like Vector: a batch without a 200 is sent again.
         loop {
@@ -349,7 +253,7 @@ fn posthog_faults_are_handled_as_specified() {
     server.limit_batch_events(40);
     // PostHog refuses one id: the request fails with 400 and is bisected to that alias.
     server.refuse_distinct_id("user-refused");
-    let sidecar = Sidecar::start(&db, &server.url(), KEY, &["--batch-size", "500"]);
+    let sidecar = start_sidecar(&db, &server.url(), KEY, &["--batch-size", "500"]);
     let mut records: Vec<Value> = (0..1_000)
         .map(|i| {
             record(
@@ -393,7 +297,7 @@ fn a_401_stops_sending_keeps_everything_pending_and_never_prints_the_key() {
     let (_dir, db) = tmp_db();
     // A malformed key (PostHog answers 401 for those).
     let bad_key = format!("phc_{}", "k".repeat(70));
-    let sidecar = Sidecar::start(&db, &server.url(), &bad_key, &[]);
+    let sidecar = start_sidecar(&db, &server.url(), &bad_key, &[]);
     let records: Vec<Value> = (0..50)
         .map(|i| {
             record(
@@ -448,7 +352,7 @@ fn a_401_stops_sending_keeps_everything_pending_and_never_prints_the_key() {
         metrics.contains("posthog_alias_sink_aliases_pending 51"),
         "{metrics}"
     );
-    let log = sidecar.log.lock().expect("log").clone();
+    let log = sidecar.log();
     assert!(log.contains("credentials error"), "{log}");
     assert!(
         !log.contains(&bad_key[4..20]),
@@ -461,7 +365,7 @@ fn a_401_stops_sending_keeps_everything_pending_and_never_prints_the_key() {
 fn bad_input_gets_a_400_naming_the_record_and_the_server_keeps_serving() {
     let server = PostHogCapture::start(KEY);
     let (_dir, db) = tmp_db();
-    let sidecar = Sidecar::start(&db, &server.url(), KEY, &["--max-body-bytes", "100000"]);
+    let sidecar = start_sidecar(&db, &server.url(), KEY, &["--max-body-bytes", "100000"]);
     let good = serde_json::to_vec(&[record("u1", "d1", "2024-03-01T10:00:00.000Z")]).expect("json");
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
         (b"{not json".to_vec(), 400, "record 0"),
@@ -517,7 +421,7 @@ fn bad_input_gets_a_400_naming_the_record_and_the_server_keeps_serving() {
 fn group_properties_are_sent_once_per_change() {
     let server = PostHogCapture::start(KEY);
     let (_dir, db) = tmp_db();
-    let sidecar = Sidecar::start(&db, &server.url(), KEY, &[]);
+    let sidecar = start_sidecar(&db, &server.url(), KEY, &[]);
     let snapshot = |plan: &str| json!({"kind": "groups", "groups": {"company": "acme"}, "group_properties": {"company": {"acme": {"plan": plan, "seats": 40}}}, "timestamp": "2024-03-01T10:00:00.000Z"});
     // The same snapshot on many rows is one $groupidentify.
     let repeated: Vec<Value> = (0..100).map(|_| snapshot("pro")).collect();

@@ -3,6 +3,7 @@
 mod export;
 mod generate;
 mod map;
+mod prepare;
 mod resume;
 mod wasm_module;
 
@@ -31,6 +32,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Unpack an Amplitude export zip (e.g. from organisation settings) into an export directory.
     Unpack(export::UnpackArgs),
+    /// Before Vector reads an export: check every file decompresses, add missing final newlines.
+    Prepare(prepare::PrepareArgs),
     /// After a crash: make Vector re-read the gzip exports it was in the middle of.
     Resume(resume::ResumeArgs),
     /// Write the mapping's WebAssembly module (for hosts that embed wasmtime).
@@ -43,6 +46,7 @@ pub fn run() -> ExitCode {
         Command::Map(args) => map::run(args),
         Command::Generate(args) => generate::run(args),
         Command::WasmModule(args) => wasm_module::run(args),
+        Command::Prepare(args) => prepare::run(args),
         Command::Resume(args) => resume::run(args),
         Command::Export(args) => export::run(args),
         Command::Unpack(args) => export::unpack(args),

@@ -38,6 +38,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
                 path,
                 position,
                 length,
+                newline_added,
             } => {
                 let verb = if report.dry_run {
                     "would re-read"
@@ -48,6 +49,17 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<ExitCode> {
                     "{verb} {} (delivered {position} of {length} bytes)",
                     path.display()
                 );
+                if *newline_added {
+                    eprintln!(
+                        "{} {}: its last line had no newline, which Vector never reads",
+                        if report.dry_run {
+                            "would add a newline to"
+                        } else {
+                            "added a newline to"
+                        },
+                        path.display()
+                    );
+                }
             }
             FileState::Plain { path, position } => eprintln!(
                 "kept {} (plain file, Vector resumes it at byte {position})",

@@ -5,12 +5,9 @@
 //! line lacks one gets a second gzip member holding `\n`, which leaves its bytes untouched).
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::Compression;
-use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 /// One extracted file.
@@ -124,18 +121,16 @@ fn write_member(member: &mut impl Read, target: &Path) -> Result<ExtractedFile, 
     let mut file = File::create(&partial).map_err(MemberError::Io)?;
     io::copy(member, &mut file).map_err(MemberError::Io)?;
     file.flush().map_err(MemberError::Io)?;
-    // Decompress it once: rows, and whether the last byte is a newline.
-    let mut reader = File::open(&partial).map_err(MemberError::Io)?;
-    let (rows, ends_with_newline) = count_rows(&mut reader).map_err(|error| {
+    // Decompress it once: rows, and whether the last line ends with a newline.
+    let facts = crate::export_file::scan_path(&partial).map_err(|error| {
         let _ = fs::remove_file(&partial);
         MemberError::Gzip(error.to_string())
     })?;
-    if !ends_with_newline && rows > 0 {
-        let mut newline = GzEncoder::new(Vec::new(), Compression::default());
-        newline.write_all(b"\n").map_err(MemberError::Io)?;
-        file.write_all(&newline.finish().map_err(MemberError::Io)?)
+    if !facts.ends_with_newline {
+        file.write_all(&crate::export_file::newline_member().map_err(MemberError::Io)?)
             .map_err(MemberError::Io)?;
     }
+    let rows = facts.rows;
     file.sync_all().map_err(MemberError::Io)?;
     drop(file);
     let (bytes, sha256) = digest(&partial).map_err(MemberError::Io)?;
@@ -146,24 +141,6 @@ fn write_member(member: &mut impl Read, target: &Path) -> Result<ExtractedFile, 
         bytes,
         sha256,
     })
-}
-
-/// Lines of a gzip file (a last line without newline counts) and whether it ends with `\n`.
-fn count_rows(file: &mut (impl Read + Seek)) -> io::Result<(u64, bool)> {
-    file.rewind()?;
-    let mut decoder = MultiGzDecoder::new(BufReader::new(file));
-    let mut buffer = vec![0u8; 256 * 1024];
-    let (mut newlines, mut last) = (0u64, None);
-    loop {
-        let read = decoder.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        newlines += buffer[..read].iter().filter(|byte| **byte == b'\n').count() as u64;
-        last = Some(buffer[read - 1]);
-    }
-    let ends_with_newline = last.is_none_or(|byte| byte == b'\n');
-    Ok((newlines + u64::from(!ends_with_newline), ends_with_newline))
 }
 
 fn digest(path: &Path) -> io::Result<(u64, String)> {

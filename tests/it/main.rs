@@ -21,6 +21,8 @@ mod golden_mapping;
 mod identities_vrl;
 /// Size and depth limits, already-parsed input, the VRL program's copies of tables.
 mod mapping_limits;
+/// `amplitude-posthog prepare`: export files checked, missing final newlines added.
+mod prepare;
 /// The repository stands alone: no outside references, links resolve, the license.
 mod repository;
 /// `amplitude-posthog resume`: Vector checkpoints of partially read gzip files.
@@ -29,7 +31,11 @@ mod resume;
 mod support;
 /// `vector.toml` checked without Vector: inputs, programs, data-safety settings.
 mod vector_config;
-/// The shipped `vector.toml` on a real Vector: validate, unit tests, delivery, faults.
+/// Real Vector killed mid-file (and `resume`), the sidecar killed mid-run: nothing lost.
+mod vector_crash;
+/// Real Vector through PostHog's 4xx answers and transient faults: nothing lost.
+mod vector_faults;
+/// The shipped `vector.toml` on a real Vector: validate, unit tests, end-to-end delivery.
 mod vector_run;
 /// The generated Vector unit tests, run through the `vrl` crate.
 mod vector_unit_tests;

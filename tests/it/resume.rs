@@ -116,7 +116,7 @@ fn removes_only_the_checkpoints_of_partially_delivered_gzip_files() {
         .filter(|file| matches!(file, FileState::Partial { .. }))
         .collect();
     assert!(
-        matches!(partial.as_slice(), [FileState::Partial { position: 8, length: 24, path }] if path.ends_with("187520_2024-01-01_1#2.json.gz")),
+        matches!(partial.as_slice(), [FileState::Partial { position: 8, length: 24, path, newline_added: false }] if path.ends_with("187520_2024-01-01_1#2.json.gz")),
         "{partial:?}"
     );
     assert!(
@@ -205,4 +205,40 @@ fn the_command_reports_what_it_changed() {
         "{stderr}"
     );
     assert!(stderr.contains("removed 1 checkpoint(s)"), "{stderr}");
+}
+
+#[test]
+fn a_checkpointed_file_whose_last_line_lacks_a_newline_gets_one_and_is_read_again() {
+    let setup = setup();
+    // Vector stops before an unterminated last line and never reads it: its checkpoint ends
+    // there, which is short of the file's end.
+    let file = setup.export.join("187520/187520_2024-01-01_4#5.json.gz");
+    fs::write(&file, gzip_members(&[b"{\"a\":1}\n{\"a\":2}"])).expect("write");
+    let mut document: Value =
+        serde_json::from_slice(&fs::read(&setup.checkpoints).expect("read")).expect("json");
+    document["checkpoints"]
+        .as_array_mut()
+        .expect("array")
+        .push(checkpoint(&file, 8));
+    fs::write(
+        &setup.checkpoints,
+        serde_json::to_vec(&document).expect("json"),
+    )
+    .expect("write");
+    let before = fs::read(&file).expect("read");
+
+    let dry_run = run_resume(&setup, true).expect("resume");
+    assert!(dry_run.files.iter().any(|state| matches!(state, FileState::Partial { path, position: 8, length: 16, newline_added: true } if path == &file)), "{:?}", dry_run.files);
+    assert_eq!(
+        fs::read(&file).expect("read"),
+        before,
+        "a dry run writes nothing"
+    );
+
+    let report = run_resume(&setup, false).expect("resume");
+    assert_eq!(report.checkpoints_removed, 2);
+    let after = fs::read(&file).expect("read");
+    assert!(after.starts_with(&before), "the original bytes stay");
+    let facts = amplitude_posthog::export_file::scan_path(&file).expect("gzip");
+    assert_eq!((facts.rows, facts.ends_with_newline), (2, true));
 }

@@ -2,10 +2,10 @@
 //! `docs/POSTHOG_AND_AMPLITUDE.md` — `/batch/` body shapes, gzip (header, query or magic bytes), the
 //! 20 MB request and ~1 MB event limits, all-or-nothing validation (400), 401 for a missing
 //! or malformed key, 200 for an unknown key (events silently dropped, as PostHog does) — and
-//! scripted faults: 503 bursts, 429 with `Retry-After`, 413 above a batch size, and partial
-//! acceptance before a 503.
+//! scripted faults: 503 bursts, 429 with `Retry-After`, 413 above a batch size, partial
+//! acceptance before a 503, and connections cut without an answer (before or after storing).
 
-use crate::loopback::LoopbackServer;
+use crate::loopback::{Connection, LoopbackServer};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -32,6 +32,11 @@ pub enum Fault {
     RateLimited { retry_after_seconds: u64 },
     /// Accept the first `accepted` events of the batch, then fail with 503.
     PartialThen503 { accepted: usize },
+    /// Close the connection without an answer, nothing stored.
+    Disconnect,
+    /// Store the batch, then close the connection without an answer (the client cannot know
+    /// it arrived, sends it again, and the repeats carry the same uuids).
+    StoreThenDisconnect,
 }
 
 /// One event PostHog stored.
@@ -58,6 +63,7 @@ struct CaptureState {
 /// What the server saw of one request.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
+    /// The status answered; 0 when the connection was cut instead.
     pub status: u16,
     pub events: usize,
     pub gzip: bool,
@@ -136,6 +142,8 @@ enum CaptureError {
     Unauthorized(String),
     Injected(u16),
     RateLimited(u64),
+    /// No answer at all: the connection is cut.
+    Disconnect,
 }
 
 impl IntoResponse for CaptureError {
@@ -148,6 +156,9 @@ impl IntoResponse for CaptureError {
                 StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 "injected fault".to_owned(),
             ),
+            CaptureError::Disconnect => {
+                unreachable!("a cut connection has no response")
+            }
             CaptureError::RateLimited(seconds) => {
                 let mut response = (StatusCode::TOO_MANY_REQUESTS, "rate limited").into_response();
                 response.headers_mut().insert(
@@ -167,6 +178,7 @@ impl IntoResponse for CaptureError {
 
 async fn batch(
     State(state): State<Arc<Mutex<CaptureState>>>,
+    axum::Extension(connection): axum::Extension<Connection>,
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -187,6 +199,7 @@ async fn batch(
         Err(CaptureError::Unauthorized(_)) => (401, 0),
         Err(CaptureError::Injected(code)) => (*code, 0),
         Err(CaptureError::RateLimited(_)) => (429, 0),
+        Err(CaptureError::Disconnect) => (0, 0),
     };
     state.lock().expect("state").requests.push(RequestRecord {
         status,
@@ -196,6 +209,7 @@ async fn batch(
     });
     match result {
         Ok(_) => axum::Json(json!({"status": "Ok"})).into_response(),
+        Err(CaptureError::Disconnect) => connection.cut().await,
         Err(error) => error.into_response(),
     }
 }
@@ -289,6 +303,11 @@ fn handle(state: &Mutex<CaptureState>, body: &[u8], gzip: bool) -> Result<usize,
                 historical_migration,
             );
             return Err(CaptureError::Injected(503));
+        }
+        Some(Fault::Disconnect) => return Err(CaptureError::Disconnect),
+        Some(Fault::StoreThenDisconnect) => {
+            store(&mut state, &key, batch, historical_migration);
+            return Err(CaptureError::Disconnect);
         }
         None => {}
     }
