@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::support::fixtures::load_all;
-use crate::support::vector_tests::vector_test;
+use crate::support::fixtures::{GoldenCase, load_all};
+use crate::support::vector_tests::{Kind, vector_test};
 use amplitude_posthog::vrl_engine::VrlProgram;
 use vrl::compiler::runtime::Runtime;
 use vrl::compiler::{TargetValue, TimeZone};
@@ -20,16 +20,25 @@ fn root() -> &'static Path {
 }
 
 fn generate() -> String {
-    let tests: Vec<toml::Value> = load_all()
+    // One test per fixture file and kind of outcome, in the fixtures' order.
+    let cases = load_all();
+    let mut groups: BTreeMap<(String, Kind), Vec<&GoldenCase>> = BTreeMap::new();
+    for case in &cases {
+        groups
+            .entry((case.file.clone(), Kind::of(case)))
+            .or_default()
+            .push(case);
+    }
+    let tests: Vec<toml::Value> = groups
         .iter()
-        .filter_map(|case| vector_test(case, "events"))
+        .filter_map(|((file, kind), cases)| vector_test(file, *kind, cases, "events"))
         .map(toml::Value::Table)
         .collect();
     let mut document = toml::Table::new();
     document.insert("tests".into(), toml::Value::Array(tests));
     format!(
         "# Generated from tests/fixtures/mapping/ by tests/it/vector_unit_tests.rs; do not edit.\n\
-         # Regenerate: UPDATE_VECTOR_TESTS=1 cargo test --release --test it vector_unit_tests\n\
+         # Regenerate: UPDATE_VECTOR_TESTS=1 cargo test --workspace --release --test it vector_unit_tests\n\
          # Run with Vector: vector test vector.toml tests/vector/mapping_tests.toml\n\
          # (Fixtures whose input is not UTF-8 cannot be written in TOML and are left out.)\n\n{}",
         toml::to_string_pretty(&document).expect("serialises")
@@ -46,7 +55,7 @@ fn the_generated_vector_tests_are_up_to_date() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{GENERATED} is stale: run UPDATE_VECTOR_TESTS=1 cargo test --release --test it vector_unit_tests"
+        "{GENERATED} is stale: run UPDATE_VECTOR_TESTS=1 cargo test --workspace --release --test it vector_unit_tests"
     );
 }
 
@@ -159,7 +168,7 @@ fn every_vector_unit_test_passes_through_the_vrl_crate() {
             .expect("valid TOML");
     let remaps = load_remaps(&config);
     let mut failures = Vec::new();
-    let mut count = 0;
+    let (mut count, mut inputs) = (0, 0);
     for entry in std::fs::read_dir(root().join("tests/vector")).expect("tests/vector") {
         let path = entry.expect("entry").path();
         let document: toml::Table =
@@ -171,6 +180,7 @@ fn every_vector_unit_test_passes_through_the_vrl_crate() {
             .flatten()
         {
             count += 1;
+            inputs += entries(test, "inputs").count();
             let name = test
                 .get("name")
                 .and_then(toml::Value::as_str)
@@ -180,7 +190,10 @@ fn every_vector_unit_test_passes_through_the_vrl_crate() {
             }
         }
     }
-    assert!(count >= 80, "only {count} Vector unit tests");
+    assert!(
+        inputs >= 180,
+        "only {inputs} golden cases in {count} Vector unit tests"
+    );
     assert!(
         failures.is_empty(),
         "{} of {count} Vector unit tests fail:\n{}",
@@ -231,18 +244,21 @@ fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), 
             .get(from)
             .filter(|events| !events.is_empty())
             .ok_or(format!("{from} produced no event"))?;
+        // As `vector test` decides: a condition passes when at least one event satisfies it.
         for condition in entries(output, "conditions") {
             let source = condition
                 .get("source")
                 .and_then(toml::Value::as_str)
                 .ok_or("condition without source")?;
-            for event in events {
-                if !condition_passes(source, event) {
-                    return Err(format!(
-                        "condition fails on {from} event {}",
-                        serde_json::to_string(event).unwrap_or_default()
-                    ));
-                }
+            if !events.iter().any(|event| condition_passes(source, event)) {
+                return Err(format!(
+                    "no {from} event satisfies {source}; the events:\n{}",
+                    events
+                        .iter()
+                        .map(|event| serde_json::to_string(event).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ));
             }
         }
     }

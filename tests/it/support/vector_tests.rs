@@ -27,65 +27,132 @@ pub fn vrl_string_literal(text: &str) -> String {
     out
 }
 
-/// The `[[tests]]` of one golden case, or `None` when its input cannot be a TOML string
-/// (bytes that are not UTF-8 cannot be written in a Vector config).
-pub fn vector_test(case: &GoldenCase, transform: &str) -> Option<toml::Table> {
-    let line = String::from_utf8(case.line.clone()).ok()?;
-    let expected: Value = serde_json::from_str(&case.expected).expect("expected results are JSON");
+/// What a golden case expects of the remap, which decides the Vector unit test it joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Mapped,
+    Rejected,
+    Skipped,
+}
+
+impl Kind {
+    pub fn of(case: &GoldenCase) -> Kind {
+        let expected: Value =
+            serde_json::from_str(&case.expected).expect("expected results are JSON");
+        if expected.get("events").is_some() {
+            Kind::Mapped
+        } else if expected.get("rejected").is_some() {
+            Kind::Rejected
+        } else {
+            Kind::Skipped
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Mapped => "mapped",
+            Kind::Rejected => "rejected",
+            Kind::Skipped => "skipped",
+        }
+    }
+}
+
+/// One `[[tests]]` for the golden cases of one fixture file that expect the same `kind` of
+/// outcome, all fed to `transform` (`vector test` builds a topology per test, about two
+/// seconds each, so cases share one). Cases whose input is not UTF-8 are left out: such bytes
+/// cannot be written in a Vector config. Vector passes a condition when at least one output
+/// event satisfies it, so:
+/// - mapped: one condition per expected event, byte for byte, and nothing dropped;
+/// - rejected: one condition per case (its original line and its reason), nothing mapped;
+/// - skipped: nothing comes out, neither mapped nor dropped.
+pub fn vector_test(
+    file: &str,
+    kind: Kind,
+    cases: &[&GoldenCase],
+    transform: &str,
+) -> Option<toml::Table> {
+    let cases: Vec<(&GoldenCase, String)> = cases
+        .iter()
+        .filter_map(|case| Some((*case, String::from_utf8(case.line.clone()).ok()?)))
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
     let mut test = toml::Table::new();
     test.insert(
         "name".into(),
-        format!("{}::{}", case.file.trim_end_matches(".json"), case.name).into(),
+        format!("{}::{}", file.trim_end_matches(".json"), kind.name()).into(),
     );
-    let mut input = toml::Table::new();
-    input.insert("insert_at".into(), transform.into());
-    input.insert("type".into(), "log".into());
-    let mut fields = toml::Table::new();
-    fields.insert("message".into(), line.into());
-    input.insert("log_fields".into(), fields.into());
-    test.insert("inputs".into(), toml::Value::Array(vec![input.into()]));
+    let inputs: Vec<toml::Value> = cases
+        .iter()
+        .map(|(_, line)| {
+            let mut input = toml::Table::new();
+            input.insert("insert_at".into(), transform.into());
+            input.insert("type".into(), "log".into());
+            let mut fields = toml::Table::new();
+            fields.insert("message".into(), line.clone().into());
+            input.insert("log_fields".into(), fields.into());
+            input.into()
+        })
+        .collect();
+    test.insert("inputs".into(), toml::Value::Array(inputs));
     let dropped = format!("{transform}.dropped");
-    let mut output = toml::Table::new();
-    let source = if let Some(events) = expected.get("events").and_then(Value::as_array) {
-        test.insert(
-            "no_outputs_from".into(),
-            toml::Value::Array(vec![dropped.into()]),
-        );
-        output.insert("extract_from".into(), transform.into());
-        let literals: Vec<String> = events
-            .iter()
-            .map(|event| vrl_string_literal(&event.to_string()))
-            .collect();
-        // Every output event is one of the expected ones, byte for byte.
-        format!(
-            "assert!(includes([{}], encode_json(.)), message: \"unexpected event\")",
-            literals.join(", ")
-        )
-    } else if let Some(reason) = expected.get("rejected").and_then(Value::as_str) {
-        test.insert(
-            "no_outputs_from".into(),
-            toml::Value::Array(vec![transform.into()]),
-        );
-        output.insert("extract_from".into(), dropped.into());
-        format!(
-            "assert_eq!(.metadata.dropped.message, {}, message: \"wrong reject reason\")",
-            vrl_string_literal(reason)
-        )
-    } else {
-        // Skipped: nothing comes out, neither mapped nor dropped.
-        test.insert(
-            "no_outputs_from".into(),
-            toml::Value::Array(vec![transform.to_owned().into(), dropped.into()]),
-        );
-        return Some(test);
+    let (silent, extract_from, conditions): (Vec<String>, String, Vec<String>) = match kind {
+        Kind::Mapped => {
+            let mut conditions = Vec::new();
+            for (case, _) in &cases {
+                let expected: Value =
+                    serde_json::from_str(&case.expected).expect("expected results are JSON");
+                for event in expected["events"].as_array().expect("events") {
+                    conditions.push(format!(
+                        "assert!(encode_json(.) == {}, message: {})",
+                        vrl_string_literal(&event.to_string()),
+                        vrl_string_literal(&format!("{}: an expected event is missing", case.name))
+                    ));
+                }
+            }
+            (vec![dropped], transform.to_owned(), conditions)
+        }
+        Kind::Rejected => {
+            let conditions = cases
+                .iter()
+                .map(|(case, line)| {
+                    let expected: Value =
+                        serde_json::from_str(&case.expected).expect("expected results are JSON");
+                    format!(
+                        "assert!(.message == {} && .metadata.dropped.message == {}, message: {})",
+                        vrl_string_literal(line),
+                        vrl_string_literal(expected["rejected"].as_str().expect("reason")),
+                        vrl_string_literal(&format!("{}: not dropped with its reason", case.name))
+                    )
+                })
+                .collect();
+            (vec![transform.to_owned()], dropped, conditions)
+        }
+        Kind::Skipped => {
+            test.insert(
+                "no_outputs_from".into(),
+                toml::Value::Array(vec![transform.to_owned().into(), dropped.into()]),
+            );
+            return Some(test);
+        }
     };
-    let mut condition = toml::Table::new();
-    condition.insert("type".into(), "vrl".into());
-    condition.insert("source".into(), source.into());
-    output.insert(
-        "conditions".into(),
-        toml::Value::Array(vec![condition.into()]),
+    test.insert(
+        "no_outputs_from".into(),
+        toml::Value::Array(silent.into_iter().map(toml::Value::from).collect()),
     );
+    let mut output = toml::Table::new();
+    output.insert("extract_from".into(), extract_from.into());
+    let conditions: Vec<toml::Value> = conditions
+        .into_iter()
+        .map(|source| {
+            let mut condition = toml::Table::new();
+            condition.insert("type".into(), "vrl".into());
+            condition.insert("source".into(), source.into());
+            condition.into()
+        })
+        .collect();
+    output.insert("conditions".into(), toml::Value::Array(conditions));
     test.insert("outputs".into(), toml::Value::Array(vec![output.into()]));
     Some(test)
 }
