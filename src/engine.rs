@@ -15,20 +15,48 @@ pub enum EngineKind {
     Wasm,
 }
 
+/// A row's outcome and its identity records (docs/MAPPING.md §3.1) as JSON texts in the
+/// identity sidecar's record format. A refused row has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedLine {
+    pub outcome: MappingOutcome,
+    pub identities: Vec<String>,
+}
+
 /// Maps rows one at a time; each worker thread owns one.
 pub trait RowMapper: Send {
     fn map_line(&mut self, line: &[u8]) -> MappingOutcome;
+
+    /// The outcome and the row's identity records.
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine;
 }
 
 impl RowMapper for crate::wasm_engine::WasmMapper {
     fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
         crate::wasm_engine::WasmMapper::map_line(self, line)
     }
+
+    /// The module's ABI maps events only; the identity records come from the native rule.
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
+        let outcome = self.map_line(line);
+        let identities = match outcome {
+            MappingOutcome::Rejected(_) => Vec::new(),
+            _ => native_identities(line),
+        };
+        MappedLine {
+            outcome,
+            identities,
+        }
+    }
 }
 
 impl RowMapper for crate::vrl_engine::VrlMapper {
     fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
         crate::vrl_engine::VrlMapper::map_line(self, line)
+    }
+
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
+        crate::vrl_engine::VrlMapper::map_line_with_identities(self, line)
     }
 }
 
@@ -39,6 +67,26 @@ impl RowMapper for NativeMapper {
     fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
         amplitude_posthog_transform::map_line(line)
     }
+
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
+        let mapped = amplitude_posthog_transform::map_line_with_identities(line);
+        MappedLine {
+            outcome: mapped.outcome,
+            identities: mapped
+                .identities
+                .iter()
+                .map(|record| record.to_json())
+                .collect(),
+        }
+    }
+}
+
+fn native_identities(line: &[u8]) -> Vec<String> {
+    amplitude_posthog_transform::map_line_with_identities(line)
+        .identities
+        .iter()
+        .map(|record| record.to_json())
+        .collect()
 }
 
 /// A prepared engine (program compiled, module loaded) that hands out per-thread mappers.

@@ -15,6 +15,11 @@ use flate2::read::MultiGzDecoder;
 pub enum InputSource {
     Stdin,
     File(PathBuf),
+    /// A member of a zip (Amplitude's Export API layout), read without extracting it.
+    ZipMember {
+        zip: PathBuf,
+        member: String,
+    },
 }
 
 impl InputSource {
@@ -31,20 +36,79 @@ impl InputSource {
         match self {
             InputSource::Stdin => "<stdin>".to_owned(),
             InputSource::File(path) => path.display().to_string(),
+            InputSource::ZipMember { zip, member } => format!("{}!{member}", zip.display()),
         }
     }
 }
 
+/// The export inputs `args` name, in order: a file as given; a directory expanded to the
+/// export files under it (`*.json.gz`, `*.json`, and the `*.json.gz` members of `*.zip`), in
+/// path order; a zip to its `*.json.gz` members, in the zip's order. `-` is standard input.
+pub fn discover(args: &[PathBuf]) -> Result<Vec<InputSource>, InputError> {
+    let mut inputs = Vec::new();
+    for arg in args {
+        if arg == Path::new("-") {
+            inputs.push(InputSource::Stdin);
+            continue;
+        }
+        let metadata = std::fs::metadata(arg).map_err(|error| InputError::Open {
+            path: arg.display().to_string(),
+            error,
+        })?;
+        let files = if metadata.is_dir() {
+            crate::fs::walk_files(arg)
+                .map_err(|error| InputError::Open {
+                    path: error.path.display().to_string(),
+                    error: error.source,
+                })?
+                .into_iter()
+                .filter(|path| is_export_file(path) || is_zip(path))
+                .collect()
+        } else {
+            vec![arg.clone()]
+        };
+        for file in files {
+            if is_zip(&file) {
+                let members = crate::zip_member::list(&file).map_err(|error| InputError::Open {
+                    path: file.display().to_string(),
+                    error,
+                })?;
+                inputs.extend(members.into_iter().map(|member| InputSource::ZipMember {
+                    zip: file.clone(),
+                    member: member.name,
+                }));
+            } else {
+                inputs.push(InputSource::File(file));
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+/// Amplitude's `*.json.gz` files, and plain `*.json` files.
+fn is_export_file(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(".json.gz")
+        || path
+            .extension()
+            .is_some_and(|extension| extension == "json")
+}
+
+fn is_zip(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("zip"))
+}
+
 /// A failure to read an input, naming the input and what to do about it.
 #[derive(Debug, thiserror::Error)]
+/// (The I/O error is part of the message, not a separate source, so it is told once.)
 pub enum InputError {
-    #[error("cannot open {path}: {source}")]
-    Open { path: String, source: io::Error },
-    #[error("cannot read {path} after line {line}: {source}")]
+    #[error("cannot open {path}: {error}")]
+    Open { path: String, error: io::Error },
+    #[error("cannot read {path} after line {line}: {error}")]
     Read {
         path: String,
         line: u64,
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -64,10 +128,20 @@ impl LineReader {
             InputSource::File(path) => {
                 Box::new(File::open(path).map_err(|error| InputError::Open {
                     path: path.display().to_string(),
-                    source: error,
+                    error,
                 })?)
             }
+            InputSource::ZipMember { zip, member } => crate::zip_member::open(zip, member)
+                .map_err(|error| InputError::Open {
+                    path: source.display_name(),
+                    error,
+                })?,
         };
+        Self::from_read(source, raw)
+    }
+
+    /// Reads lines from `raw` (plain or gzip, told by its first bytes), named `source`.
+    pub fn from_read(source: InputSource, raw: Box<dyn Read + Send>) -> Result<Self, InputError> {
         let mut buffered = BufReader::with_capacity(256 * 1024, raw);
         let is_gzip = buffered
             .fill_buf()
@@ -75,7 +149,7 @@ impl LineReader {
             .map_err(|error| InputError::Read {
                 path: source.display_name(),
                 line: 0,
-                source: error,
+                error,
             })?;
         let reader: Box<dyn BufRead + Send> = if is_gzip {
             Box::new(BufReader::with_capacity(
@@ -106,7 +180,7 @@ impl LineReader {
             .map_err(|error| InputError::Read {
                 path: self.source.display_name(),
                 line: self.line_number,
-                source: error,
+                error,
             })?;
         if read == 0 {
             return Ok(None);

@@ -5,6 +5,8 @@
 //! - [`dead_letter`]: the one shape of a refused row's record, shared with Vector.
 //! - [`engine`]: every form of the mapping behind one interface.
 //! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
+//! - [`migrate`]: the whole migration in one process: state, delivery, progress, summary.
+//! - [`zip_member`]: the members of an Export API zip, read in place.
 //! - [`prepare`]: export files checked before Vector reads them (missing final newlines added).
 //! - [`resume`]: crash recovery for gzip files in Vector's file source.
 //! - [`export_file`]: one export file decompressed, counted, its last newline checked.
@@ -20,11 +22,13 @@ pub mod fs;
 pub mod generator;
 pub mod input;
 pub mod map_run;
+pub mod migrate;
 pub mod prepare;
 pub mod resume;
 pub mod summary;
 pub mod vrl_engine;
 pub mod wasm_engine;
+pub mod zip_member;
 
 pub use amplitude_posthog_transform::outcome;
 pub use amplitude_posthog_transform::{MappingOutcome, RejectReason, SkipReason};

@@ -11,6 +11,7 @@ use vrl::compiler::{CompileConfig, Program, TargetValue, TimeZone, TypeState};
 use vrl::diagnostic::{Formatter, Note};
 use vrl::value::{KeyString, ObjectMap, Secrets, Value};
 
+use crate::engine::MappedLine;
 use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
 
 /// The mapping program shipped with the product.
@@ -18,6 +19,9 @@ pub const MAPPING_PROGRAM: &str = include_str!("../vrl/amplitude_to_posthog.vrl"
 
 /// Metadata field (`%amplitude_posthog.skipped`) in which the program names a skip's reason.
 const SKIP_METADATA: (&str, &str) = ("amplitude_posthog", "skipped");
+
+/// The field that sets an identity record (§3.1) apart from a PostHog event in the output.
+pub const IDENTITY_RECORD_KEY: &str = "kind";
 
 /// A VRL program that failed to compile, with VRL's own diagnostics.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,11 @@ pub struct VrlMapper {
 impl VrlMapper {
     /// Maps one raw input line (without its newline).
     pub fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
+        self.map_line_with_identities(line).outcome
+    }
+
+    /// Maps one raw input line; the outcome and the row's identity records (§3.1).
+    pub fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
         let mut event = ObjectMap::new();
         event.insert(
             KeyString::from("message"),
@@ -105,7 +114,7 @@ impl VrlMapper {
     }
 
     /// Runs the program on an arbitrary event, as Vector's remap transform would.
-    pub fn map_value(&mut self, event: Value) -> MappingOutcome {
+    pub fn map_value(&mut self, event: Value) -> MappedLine {
         let mut target = TargetValue {
             value: event,
             metadata: Value::Object(ObjectMap::new()),
@@ -117,9 +126,10 @@ impl VrlMapper {
         self.runtime.clear();
         match resolved {
             Ok(_) => outcome_from_target(target),
-            Err(Terminate::Error(error) | Terminate::Abort(error)) => {
-                MappingOutcome::Rejected(RejectReason::parse(&dropped_message(&error)))
-            }
+            Err(Terminate::Error(error) | Terminate::Abort(error)) => MappedLine {
+                outcome: MappingOutcome::Rejected(RejectReason::parse(&dropped_message(&error))),
+                identities: Vec::new(),
+            },
         }
     }
 }
@@ -139,40 +149,53 @@ pub fn dropped_message(error: &vrl::compiler::ExpressionError) -> String {
         .unwrap_or_else(|| error.to_string())
 }
 
-fn outcome_from_target(target: TargetValue) -> MappingOutcome {
-    match target.value {
-        Value::Array(events) if events.is_empty() => {
-            let reason = target
-                .metadata
-                .as_object()
-                .and_then(|metadata| metadata.get(SKIP_METADATA.0))
-                .and_then(|ours| ours.as_object())
-                .and_then(|ours| ours.get(SKIP_METADATA.1))
-                .and_then(|value| value.as_str().map(|text| text.into_owned()));
-            match reason.as_deref().and_then(SkipReason::parse) {
-                Some(reason) => MappingOutcome::Skipped(reason),
-                None => MappingOutcome::Rejected(RejectReason::Unexpected(format!(
-                    "program emitted no event without a skip reason (metadata: {reason:?})"
-                ))),
-            }
-        }
-        Value::Array(events) => {
-            let mut serialised = Vec::with_capacity(events.len());
-            for event in &events {
-                match serde_json::to_string(event) {
-                    Ok(json) => serialised.push(json),
-                    Err(error) => {
-                        return MappingOutcome::Rejected(RejectReason::Unexpected(format!(
-                            "event could not be serialised: {error}"
-                        )));
-                    }
-                }
-            }
-            MappingOutcome::Events(serialised)
-        }
-        other => MappingOutcome::Rejected(RejectReason::Unexpected(format!(
+/// What the program left: PostHog events, then identity records (objects with a `kind`).
+fn outcome_from_target(target: TargetValue) -> MappedLine {
+    let unexpected = |reason: String| MappedLine {
+        outcome: MappingOutcome::Rejected(RejectReason::Unexpected(reason)),
+        identities: Vec::new(),
+    };
+    let Value::Array(outputs) = target.value else {
+        return unexpected(format!(
             "program left a {} instead of an array of events",
-            other.kind_str()
-        ))),
+            target.value.kind_str()
+        ));
+    };
+    let (mut events, mut identities) = (Vec::new(), Vec::new());
+    for output in &outputs {
+        let json = match serde_json::to_string(output) {
+            Ok(json) => json,
+            Err(error) => return unexpected(format!("output could not be serialised: {error}")),
+        };
+        let is_record = output
+            .as_object()
+            .is_some_and(|fields| fields.contains_key(IDENTITY_RECORD_KEY));
+        if is_record {
+            identities.push(json);
+        } else {
+            events.push(json);
+        }
+    }
+    if !events.is_empty() {
+        return MappedLine {
+            outcome: MappingOutcome::Events(events),
+            identities,
+        };
+    }
+    let reason = target
+        .metadata
+        .as_object()
+        .and_then(|metadata| metadata.get(SKIP_METADATA.0))
+        .and_then(|ours| ours.as_object())
+        .and_then(|ours| ours.get(SKIP_METADATA.1))
+        .and_then(|value| value.as_str().map(|text| text.into_owned()));
+    match reason.as_deref().and_then(SkipReason::parse) {
+        Some(reason) => MappedLine {
+            outcome: MappingOutcome::Skipped(reason),
+            identities,
+        },
+        None => unexpected(format!(
+            "program emitted no event without a skip reason (metadata: {reason:?})"
+        )),
     }
 }

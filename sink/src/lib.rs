@@ -1,6 +1,7 @@
 //! `posthog-alias-sink`: the identity sidecar of the Amplitude → PostHog migration.
 //!
-//! Vector sends it identity records (`vrl/identities.vrl`); it stores each device → user pair
+//! Vector sends it identity records (the mapping's, `docs/MAPPING.md` §3.1, routed by
+//! `vector.toml`); it stores each device → user pair
 //! once in SQLite and emits one `$create_alias` per pair (and `$groupidentify` when a group's
 //! properties change) to PostHog, exactly once per pair even across crashes.
 //!

@@ -1,4 +1,5 @@
-//! Intake records, as `vrl/identities.vrl` emits them and Vector's http sink delivers them
+//! Intake records, as the mapping emits them (`docs/MAPPING.md` §3.1) and Vector's http sink
+//! delivers them
 //! (a JSON array, or one JSON object per line):
 //!
 //! - `{"kind":"identity","user_id":"…","device_id":"…","timestamp":"2024-07-06T12:34:56.789Z"}`

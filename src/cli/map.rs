@@ -37,42 +37,11 @@ pub struct MapArgs {
     pub threads: u16,
 }
 
-/// Files as given, directories expanded to their export files. Fails before mapping anything
-/// when an input does not exist.
-fn expand_inputs(args: &[PathBuf]) -> anyhow::Result<Vec<InputSource>> {
-    let mut inputs = Vec::new();
-    for arg in args {
-        match InputSource::from_arg(arg) {
-            InputSource::Stdin => inputs.push(InputSource::Stdin),
-            InputSource::File(path) if path.is_dir() => {
-                let found = amplitude_posthog::fs::walk_files(&path)?;
-                inputs.extend(
-                    found
-                        .into_iter()
-                        .filter(|path| is_export_file(path))
-                        .map(InputSource::File),
-                );
-            }
-            InputSource::File(path) if path.is_file() => inputs.push(InputSource::File(path)),
-            InputSource::File(path) => {
-                bail!("input {} does not exist or is not a file", path.display())
-            }
-        }
-    }
-    Ok(inputs)
-}
-
-/// What `map` reads from a directory: Amplitude's `*.json.gz` files and plain `*.json` files.
-fn is_export_file(path: &std::path::Path) -> bool {
-    path.to_string_lossy().ends_with(".json.gz")
-        || path.extension().is_some_and(|ext| ext == "json")
-}
-
 pub fn run(args: MapArgs) -> anyhow::Result<ExitCode> {
     let inputs = if args.inputs.is_empty() {
         vec![InputSource::Stdin]
     } else {
-        expand_inputs(&args.inputs)?
+        amplitude_posthog::input::discover(&args.inputs)?
     };
     let engine = match (&args.program, args.engine) {
         (None, kind) => Engine::load(kind)?,

@@ -3,6 +3,7 @@
 mod export;
 mod generate;
 mod map;
+mod migrate;
 mod prepare;
 mod resume;
 mod wasm_module;
@@ -24,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Migrate an export to PostHog in one command: resumable, with progress and a summary.
+    Migrate(migrate::MigrateArgs),
     /// Map Amplitude export rows (JSON lines, plain or gzip) to PostHog events.
     Map(map::MapArgs),
     /// Generate a realistic, deterministic Amplitude export for tests and benchmarks.
@@ -43,6 +46,7 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Migrate(args) => migrate::run_command(args),
         Command::Map(args) => map::run(args),
         Command::Generate(args) => generate::run(args),
         Command::WasmModule(args) => wasm_module::run(args),

@@ -218,7 +218,7 @@ fn a_missing_file_is_a_one_line_error() {
     let stderr = stderr_of(&output);
     assert_eq!(
         stderr,
-        "amplitude-posthog: input /nonexistent/export.json.gz does not exist or is not a file\n"
+        "amplitude-posthog: cannot open /nonexistent/export.json.gz: No such file or directory (os error 2)\n"
     );
 }
 

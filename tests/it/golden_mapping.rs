@@ -12,11 +12,20 @@ fn check_with_vrl(cases: &[GoldenCase]) {
     let mut mapper = program.mapper();
     let mut failures = Vec::new();
     for case in cases {
-        let got = mapper.map_line(&case.line).to_result_json();
+        let mapped = mapper.map_line_with_identities(&case.line);
+        let got = mapped.outcome.to_result_json();
         if got != case.expected {
             failures.push(format!(
                 "{}::{}\n  expected {}\n  got      {}",
                 case.file, case.name, case.expected, got
+            ));
+        }
+        if let Some(expected) = &case.identities
+            && &mapped.identities != expected
+        {
+            failures.push(format!(
+                "{}::{} identity records\n  expected {expected:?}\n  got      {:?}",
+                case.file, case.name, mapped.identities
             ));
         }
     }
@@ -45,6 +54,7 @@ golden_file! {
     rule_02_rejects_and_skips_in_contract_order => "s02_rejects_and_skips.json",
     rule_02_nesting_limit_of_vector => "s02_nesting_limit.json",
     rule_03_identity => "s03_identity.json",
+    rule_03_1_identity_records => "s03_1_identity_records.json",
     rule_04_timestamps => "s04_time.json",
     rule_04_uuid => "s04_uuid.json",
     rule_05_custom_properties => "s05_properties.json",
@@ -66,6 +76,7 @@ fn every_fixture_file_is_covered_by_a_test() {
         "s02_rejects_and_skips.json",
         "s02_nesting_limit.json",
         "s03_identity.json",
+        "s03_1_identity_records.json",
         "s04_time.json",
         "s04_uuid.json",
         "s05_properties.json",
@@ -120,6 +131,14 @@ fn fixtures_are_many_and_cover_every_reason() {
         );
     }
     // event_too_large needs rows near 900 KB: see mapping_limits.rs.
+    assert!(
+        cases
+            .iter()
+            .filter(|case| case.identities.is_some())
+            .count()
+            >= 10,
+        "too few cases give their identity records"
+    );
 }
 
 #[test]

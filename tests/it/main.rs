@@ -17,10 +17,12 @@ mod export_memory;
 mod generator;
 /// The golden fixtures, one per rule of `docs/MAPPING.md`, through the VRL program.
 mod golden_mapping;
-/// `vrl/identities.vrl` agrees with the mapping.
-mod identities_vrl;
+/// The identity records (§3.1) the VRL program emits beside the events.
+mod identity_records;
 /// Size and depth limits, already-parsed input, the VRL program's copies of tables.
 mod mapping_limits;
+/// `amplitude-posthog migrate`: delivery, kills, faults, bad input.
+mod migrate;
 /// `amplitude-posthog prepare`: export files checked, missing final newlines added.
 mod prepare;
 /// The repository stands alone: no outside references, links resolve, the license.

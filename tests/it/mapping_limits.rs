@@ -127,6 +127,7 @@ fn json_nesting_beyond_serde_json_recursion_limit_is_invalid_json() {
 fn an_already_parsed_row_maps_like_its_raw_line() {
     let row = json!({
         "event_type": "[Amplitude] Page Viewed",
+        "user_id": "user-1",
         "device_id": "d-1",
         "event_time": "2024-07-06 12:34:56.789000",
         "session_id": 1720269296000_i64,
@@ -138,11 +139,12 @@ fn an_already_parsed_row_maps_like_its_raw_line() {
     let program = VrlProgram::mapping().expect("compiles");
     let from_line = program
         .mapper()
-        .map_line(&serde_json::to_vec(&row).expect("serialises"));
+        .map_line_with_identities(&serde_json::to_vec(&row).expect("serialises"));
     let parsed: vrl::value::Value = row.into();
     let from_object = program.mapper().map_value(parsed);
     assert_eq!(from_object, from_line);
-    assert!(matches!(from_object, MappingOutcome::Events(_)));
+    assert!(matches!(from_object.outcome, MappingOutcome::Events(_)));
+    assert_eq!(from_object.identities.len(), 1, "the user → device pair");
 }
 
 #[test]
@@ -227,7 +229,7 @@ fn data_countries_tsv_is_a_well_formed_iso_table() {
     }
 }
 
-/// The VRL programs' `|`-delimited copies of MAPPING.md §3's refused ids equal the Rust crate's
+/// The VRL program's `|`-delimited copy of MAPPING.md §3's refused ids equals the Rust crate's
 /// list (the one source of truth), bare and in both kinds of quotes.
 #[test]
 fn the_vrl_refused_id_tables_list_exactly_the_contract_ids() {
@@ -237,22 +239,17 @@ fn the_vrl_refused_id_tables_list_exactly_the_contract_ids() {
             expected.push(format!("{quote}{id}{quote}"));
         }
     }
-    let identities =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/vrl/identities.vrl"))
-            .expect("readable");
-    for program in [MAPPING_PROGRAM, identities.as_str()] {
-        let line = program
-            .lines()
-            .find(|line| line.starts_with("refused_ids = "))
-            .expect("the program has the table");
-        let literal: Value = serde_json::from_str(line.trim_start_matches("refused_ids = "))
-            .expect("a string literal");
-        let table = literal.as_str().expect("a string");
-        let in_program: Vec<String> = table
-            .trim_matches('|')
-            .split('|')
-            .map(str::to_owned)
-            .collect();
-        assert_eq!(in_program, expected);
-    }
+    let line = MAPPING_PROGRAM
+        .lines()
+        .find(|line| line.starts_with("refused_ids = "))
+        .expect("the program has the table");
+    let literal: Value =
+        serde_json::from_str(line.trim_start_matches("refused_ids = ")).expect("a string literal");
+    let table = literal.as_str().expect("a string");
+    let in_program: Vec<String> = table
+        .trim_matches('|')
+        .split('|')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(in_program, expected);
 }

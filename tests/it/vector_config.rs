@@ -77,6 +77,10 @@ fn every_input_names_an_existing_component_output() {
         if transform.get("reroute_dropped").and_then(Value::as_bool) == Some(true) {
             outputs.insert(format!("{id}.dropped"));
         }
+        // A route's outputs are its named conditions.
+        if let Some(routes) = transform.get("route").and_then(Value::as_table) {
+            outputs.extend(routes.keys().map(|name| format!("{id}.{name}")));
+        }
         outputs.insert(id);
     }
     let mut consumers = components(&config, "transforms");
@@ -211,7 +215,7 @@ fn the_posthog_sink_batches_retries_and_buffers_safely() {
             .iter()
             .map(|input| input.as_str())
             .collect::<Vec<_>>(),
-        vec![Some("events")]
+        vec![Some("outputs.posthog")]
     );
     let uri = string(&config, &format!("{sink}.uri"));
     assert!(
@@ -310,18 +314,50 @@ fn no_key_like_literal_is_committed() {
 }
 
 #[test]
-fn the_identity_sidecar_is_fed_from_the_source_with_acknowledgements_on_loopback() {
+fn one_pass_maps_each_row_and_a_route_sends_events_and_identity_records_to_their_sinks() {
     let config = config();
-    assert_eq!(
-        at(&config, "transforms.identities.inputs")
+    let inputs = |path: &str| {
+        at(&config, path)
             .and_then(Value::as_array)
-            .map(|inputs| inputs.iter().map(|i| i.as_str()).collect::<Vec<_>>()),
-        Some(vec![Some("amplitude")])
+            .map(|inputs| inputs.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+    };
+    assert_eq!(string(&config, "transforms.outputs.type"), "route");
+    assert_eq!(inputs("transforms.outputs.inputs"), Some(vec!["events"]));
+    // Complementary conditions: nothing goes to `_unmatched`.
+    assert_eq!(
+        string(&config, "transforms.outputs.route.posthog"),
+        "!exists(.kind)"
     );
     assert_eq!(
-        string(&config, "transforms.identities.file"),
-        "vrl/identities.vrl"
+        string(&config, "transforms.outputs.route.identities"),
+        "exists(.kind)"
     );
+    assert_eq!(
+        inputs("sinks.posthog.inputs"),
+        Some(vec!["outputs.posthog"])
+    );
+    assert_eq!(
+        inputs("sinks.identity_sidecar.inputs"),
+        Some(vec!["outputs.identities"])
+    );
+    assert_eq!(
+        inputs("sinks.dead_letters.inputs"),
+        Some(vec!["events.dropped"])
+    );
+    // The only remap reads the source: each row is parsed once.
+    let remaps: Vec<&String> = at(&config, "transforms")
+        .and_then(Value::as_table)
+        .expect("transforms")
+        .iter()
+        .filter(|(_, transform)| transform.get("type").and_then(Value::as_str) == Some("remap"))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(remaps, ["events"]);
+}
+
+#[test]
+fn the_identity_sidecar_is_fed_with_acknowledgements_on_loopback() {
+    let config = config();
     let uri = string(&config, "sinks.identity_sidecar.uri");
     assert!(
         uri.starts_with("http://127.0.0.1:") && uri.ends_with("/records"),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::support::fixtures::{GoldenCase, load_all};
-use crate::support::vector_tests::{Kind, vector_test};
+use crate::support::vector_tests::{Kind, TOPOLOGY, vector_test};
 use amplitude_posthog::vrl_engine::VrlProgram;
 use vrl::compiler::runtime::Runtime;
 use vrl::compiler::{TargetValue, TimeZone};
@@ -31,7 +31,7 @@ fn generate() -> String {
     }
     let tests: Vec<toml::Value> = groups
         .iter()
-        .filter_map(|((file, kind), cases)| vector_test(file, *kind, cases, "events"))
+        .filter_map(|((file, kind), cases)| vector_test(file, *kind, cases, &TOPOLOGY))
         .map(toml::Value::Table)
         .collect();
     let mut document = toml::Table::new();
@@ -142,6 +142,57 @@ fn load_remaps(config: &toml::Table) -> BTreeMap<String, Remap> {
         .collect()
 }
 
+/// A `route` transform of vector.toml: its input and its named conditions.
+struct Route {
+    input: String,
+    routes: Vec<(String, String)>,
+}
+
+fn load_routes(config: &toml::Table) -> BTreeMap<String, Route> {
+    let transforms = config
+        .get("transforms")
+        .and_then(toml::Value::as_table)
+        .expect("vector.toml has transforms");
+    transforms
+        .iter()
+        .filter(|(_, transform)| {
+            transform.get("type").and_then(toml::Value::as_str) == Some("route")
+        })
+        .map(|(id, transform)| {
+            let inputs: Vec<&str> = transform
+                .get("inputs")
+                .and_then(toml::Value::as_array)
+                .expect("a route has inputs")
+                .iter()
+                .filter_map(toml::Value::as_str)
+                .collect();
+            assert_eq!(inputs.len(), 1, "route {id} reads one input");
+            let routes = transform
+                .get("route")
+                .and_then(toml::Value::as_table)
+                .expect("a route has conditions")
+                .iter()
+                .map(|(name, condition)| {
+                    (
+                        name.clone(),
+                        condition
+                            .as_str()
+                            .expect("conditions are VRL strings")
+                            .to_owned(),
+                    )
+                })
+                .collect();
+            (
+                id.clone(),
+                Route {
+                    input: inputs[0].to_owned(),
+                    routes,
+                },
+            )
+        })
+        .collect()
+}
+
 /// A Vector `vrl` condition: passes when the program returns `true` without error.
 fn condition_passes(source: &str, event: &Value) -> bool {
     let program = VrlProgram::compile(source)
@@ -167,6 +218,7 @@ fn every_vector_unit_test_passes_through_the_vrl_crate() {
         toml::from_str(&std::fs::read_to_string(root().join("vector.toml")).expect("vector.toml"))
             .expect("valid TOML");
     let remaps = load_remaps(&config);
+    let routes = load_routes(&config);
     let mut failures = Vec::new();
     let (mut count, mut inputs) = (0, 0);
     for entry in std::fs::read_dir(root().join("tests/vector")).expect("tests/vector") {
@@ -185,7 +237,7 @@ fn every_vector_unit_test_passes_through_the_vrl_crate() {
                 .get("name")
                 .and_then(toml::Value::as_str)
                 .unwrap_or("?");
-            if let Err(problem) = run_test(test, &remaps) {
+            if let Err(problem) = run_test(test, &remaps, &routes) {
                 failures.push(format!("{name}: {problem}"));
             }
         }
@@ -211,7 +263,11 @@ fn entries<'a>(table: &'a toml::Value, key: &str) -> impl Iterator<Item = &'a to
         .flatten()
 }
 
-fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), String> {
+fn run_test(
+    test: &toml::Value,
+    remaps: &BTreeMap<String, Remap>,
+    routes: &BTreeMap<String, Route>,
+) -> Result<(), String> {
     let mut outputs: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for input in entries(test, "inputs") {
         let id = input
@@ -224,6 +280,21 @@ fn run_test(test: &toml::Value, remaps: &BTreeMap<String, Remap>) -> Result<(), 
                 .map_err(|e| e.to_string())?;
         for (output, events) in remap.run(id, fields.into()) {
             outputs.entry(output).or_default().extend(events);
+        }
+    }
+    // Each route sends every event of its input to each output whose condition it meets.
+    for (id, route) in routes {
+        let events = outputs.get(&route.input).cloned().unwrap_or_default();
+        for (name, condition) in &route.routes {
+            let routed: Vec<Value> = events
+                .iter()
+                .filter(|event| condition_passes(condition, event))
+                .cloned()
+                .collect();
+            outputs
+                .entry(format!("{id}.{name}"))
+                .or_default()
+                .extend(routed);
         }
     }
     for silent in entries(test, "no_outputs_from") {

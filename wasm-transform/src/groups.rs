@@ -26,15 +26,18 @@ pub fn posthog_groups(row: &AmplitudeRow) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `$group_set` of one group: `group_properties[type][key]` when it is an object, else `{}`.
-pub fn group_set(row: &AmplitudeRow, group_type: &str, group_key: &str) -> Map<String, Value> {
+/// `group_properties[type][key]` when it is an object.
+pub fn group_set(
+    row: &AmplitudeRow,
+    group_type: &str,
+    group_key: &str,
+) -> Option<Map<String, Value>> {
     row.object(Field::GroupProperties)
         .and_then(|by_type| by_type.get(group_type))
         .and_then(Value::as_object)
         .and_then(|by_key| by_key.get(group_key))
         .and_then(Value::as_object)
         .cloned()
-        .unwrap_or_default()
 }
 
 /// `$groups` as a property value.

@@ -5,11 +5,12 @@
 //! One private module per rule of the contract:
 //! `row` §1 input, `identity` §3, `time` and `uuid` §4, `properties` §5/§5.1/§5.3
 //! renames/§5.4, `platform` §5.2, `autocapture` §5.3, `session` §6, `event_name` §7,
-//! `person` §8, `groups` §9, `event` the output and its size limit, `nesting` Vector's
-//! nesting budget, `mapping` the
-//! order in which the rules apply.
+//! `person` §8, `groups` §9, `identity_records` §3.1 (what the identity sidecar learns from a
+//! row), `event` the output and its size limit, `nesting` Vector's nesting budget, `mapping`
+//! the order in which the rules apply.
 //!
-//! The public API is small on purpose: [`map_line`] / [`map_row`] and their [`outcome`], and
+//! The public API is small on purpose: [`map_line`] / [`map_row`] and their [`outcome`],
+//! [`map_line_with_identities`] (the outcome and the row's [`IdentityRecord`]s), and
 //! the few rules other components must apply exactly as the mapping does — [`usable_id`]
 //! (the identity sidecar keeps only ids the mapping would keep), [`uuid_v5`] (the contract's
 //! deterministic ids), [`event_timestamp`] and [`REFUSED_IDS`].
@@ -20,6 +21,7 @@ mod event;
 mod event_name;
 mod groups;
 mod identity;
+mod identity_records;
 mod mapping;
 mod nesting;
 pub mod outcome;
@@ -37,7 +39,8 @@ mod abi;
 pub use contract::REFUSED_IDS;
 pub use event::PostHogEvent;
 pub use identity::usable_id;
-pub use mapping::{map_line, map_row};
+pub use identity_records::IdentityRecord;
+pub use mapping::{MappedRow, map_line, map_line_with_identities, map_row};
 pub use outcome::{MappingOutcome, RejectReason, SkipReason};
 pub use row::AmplitudeRow;
 pub use time::event_timestamp;

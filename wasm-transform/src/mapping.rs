@@ -8,6 +8,7 @@ use crate::event::{PostHogEvent, is_too_large};
 use crate::event_name::posthog_event_name;
 use crate::groups::{group_set, groups_value, posthog_groups};
 use crate::identity::distinct_id;
+use crate::identity_records::{IdentityRecord, identity_records};
 use crate::nesting::limit_nesting;
 use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
 use crate::person::PersonProperties;
@@ -22,8 +23,46 @@ use crate::uuid::{group_identify_uuid, row_uuid};
 pub fn map_line(line: &[u8]) -> MappingOutcome {
     match AmplitudeRow::parse(line) {
         Ok(row) => map_row(row),
-        Err(RowError::InvalidJson) => MappingOutcome::Rejected(RejectReason::InvalidJson),
-        Err(RowError::NotAnObject) => MappingOutcome::Rejected(RejectReason::NotAnObject),
+        Err(error) => map_parse_error(error),
+    }
+}
+
+/// A row's outcome and what it tells the identity sidecar (§3.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedRow {
+    pub outcome: MappingOutcome,
+    /// Empty for a refused row.
+    pub identities: Vec<IdentityRecord>,
+}
+
+/// Maps one input line and derives its identity records, parsing the line once.
+pub fn map_line_with_identities(line: &[u8]) -> MappedRow {
+    let row = match AmplitudeRow::parse(line) {
+        Ok(row) => row,
+        Err(error) => {
+            return MappedRow {
+                outcome: map_parse_error(error),
+                identities: Vec::new(),
+            };
+        }
+    };
+    let mut identities = event_timestamp(&row)
+        .map(|timestamp| identity_records(&row, &timestamp))
+        .unwrap_or_default();
+    let outcome = map_row(row);
+    if matches!(outcome, MappingOutcome::Rejected(_)) {
+        identities.clear();
+    }
+    MappedRow {
+        outcome,
+        identities,
+    }
+}
+
+fn map_parse_error(error: RowError) -> MappingOutcome {
+    match error {
+        RowError::InvalidJson => MappingOutcome::Rejected(RejectReason::InvalidJson),
+        RowError::NotAnObject => MappingOutcome::Rejected(RejectReason::NotAnObject),
     }
 }
 
@@ -60,7 +99,8 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
                 properties.insert("$group_key".to_owned(), Value::from(group_key.as_str()));
                 properties.insert(
                     "$group_set".to_owned(),
-                    Value::Object(group_set(&row, group_type, group_key)),
+                    // `$group_set`: the group's property set, or `{}`.
+                    Value::Object(group_set(&row, group_type, group_key).unwrap_or_default()),
                 );
                 properties.insert(
                     "$amplitude_event_type".to_owned(),

@@ -34,12 +34,17 @@ pub fn depth(value: &Value) -> usize {
 pub fn limit_nesting(properties: &mut Map<String, Value>) {
     for (key, value) in properties.iter_mut() {
         match value {
-            Value::Object(entries) if NESTED_MAPS.contains(&key.as_str()) => entries
-                .values_mut()
-                .for_each(|entry| as_text_if_deeper(entry, PERSON_OR_GROUP_ENTRY_DEPTH)),
+            Value::Object(entries) if NESTED_MAPS.contains(&key.as_str()) => limit_entries(entries),
             _ => as_text_if_deeper(value, PROPERTY_VALUE_DEPTH),
         }
     }
+}
+
+/// Applies the rule to the entries of a `$set`, `$set_once` or `$group_set` map.
+pub fn limit_entries(entries: &mut Map<String, Value>) {
+    entries
+        .values_mut()
+        .for_each(|entry| as_text_if_deeper(entry, PERSON_OR_GROUP_ENTRY_DEPTH));
 }
 
 fn as_text_if_deeper(value: &mut Value, most: usize) {

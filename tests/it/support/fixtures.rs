@@ -14,6 +14,7 @@ struct RawCase {
     input_base64: Option<String>,
     expected: Option<Value>,
     expected_exact: Option<String>,
+    identities: Option<Vec<Value>>,
 }
 
 /// One golden case: the input line and the exact result object it must map to.
@@ -24,6 +25,8 @@ pub struct GoldenCase {
     pub line: Vec<u8>,
     /// `{"events":[…]}`, `{"skipped":"…"}` or `{"rejected":"…"}`, compact and key-sorted.
     pub expected: String,
+    /// The row's identity records (§3.1), compact and key-sorted, where the case gives them.
+    pub identities: Option<Vec<String>>,
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -69,6 +72,9 @@ pub fn load_file(file_name: &str) -> Vec<GoldenCase> {
                 name: case.name,
                 line,
                 expected,
+                identities: case
+                    .identities
+                    .map(|records| records.iter().map(canonical).collect()),
             }
         })
         .collect()

@@ -29,14 +29,29 @@ impl ThreeForms {
         ThreeForms { forms }
     }
 
-    /// Maps a line through every form; `Err` describes the first disagreement.
+    /// Maps a line through every form, its identity records (§3.1) included; `Err`
+    /// describes the first disagreement. The result object on agreement.
     pub fn agree_on(&mut self, line: &[u8]) -> Result<String, String> {
-        let mut results = self
-            .forms
-            .iter_mut()
-            .map(|(name, mapper)| (*name, mapper.map_line(line).to_result_json()));
-        let (first_name, first) = results.next().expect("at least one form");
-        for (name, result) in results {
+        let mut results = self.forms.iter_mut().map(|(name, mapper)| {
+            let mapped = mapper.map_line_with_identities(line);
+            (
+                *name,
+                mapped.outcome.to_result_json(),
+                format!("[{}]", mapped.identities.join(",")),
+            )
+        });
+        let (first_name, first, first_identities) = results.next().expect("at least one form");
+        for (name, result, identities) in results {
+            if identities != first_identities {
+                return Err(format!(
+                    "{first_name} and {name} give different identity records for row:\n  {}\n{}",
+                    String::from_utf8_lossy(line)
+                        .chars()
+                        .take(3000)
+                        .collect::<String>(),
+                    describe_difference(first_name, &first_identities, name, &identities)
+                ));
+            }
             if result != first {
                 return Err(format!(
                     "{first_name} and {name} differ on row:\n  {}\n{}",

@@ -85,13 +85,11 @@ impl Workspace {
         ] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
-        for program in ["amplitude_to_posthog.vrl", "identities.vrl"] {
-            std::fs::copy(
-                root().join("vrl").join(program),
-                dir.path().join("vrl").join(program),
-            )
-            .expect("copy program");
-        }
+        std::fs::copy(
+            root().join("vrl/amplitude_to_posthog.vrl"),
+            dir.path().join("vrl/amplitude_to_posthog.vrl"),
+        )
+        .expect("copy the program");
         std::fs::write(dir.path().join("secrets/api_key"), format!("{KEY}\n")).expect("key");
         let shipped = std::fs::read_to_string(root().join("vector.toml")).expect("vector.toml");
         let config = replace_once(
@@ -255,7 +253,7 @@ pub fn tail(log: &str, count: usize) -> String {
 }
 
 /// The (user, device) pairs the identity sidecar should learn from `lines`, by device: both
-/// ids usable and different, and a time the mapping accepts (`vrl/identities.vrl`'s rule).
+/// ids usable and different, and a time the mapping accepts (docs/MAPPING.md §3.1).
 pub fn expected_pairs(lines: &[Vec<u8>]) -> BTreeMap<String, std::collections::BTreeSet<String>> {
     let mut pairs: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for line in lines {

@@ -57,19 +57,41 @@ impl Kind {
     }
 }
 
+/// Where the golden cases enter `vector.toml`'s topology and where each kind of output
+/// leaves it.
+pub struct Topology {
+    /// The remap transform that maps a row.
+    pub insert_at: &'static str,
+    /// The route output with the PostHog events.
+    pub posthog: &'static str,
+    /// The route output with the identity records (§3.1).
+    pub identities: &'static str,
+    /// The remap's output of refused rows.
+    pub dropped: &'static str,
+}
+
+/// `vector.toml`'s topology.
+pub const TOPOLOGY: Topology = Topology {
+    insert_at: "events",
+    posthog: "outputs.posthog",
+    identities: "outputs.identities",
+    dropped: "events.dropped",
+};
+
 /// One `[[tests]]` for the golden cases of one fixture file that expect the same `kind` of
-/// outcome, all fed to `transform` (`vector test` builds a topology per test, about two
-/// seconds each, so cases share one). Cases whose input is not UTF-8 are left out: such bytes
-/// cannot be written in a Vector config. Vector passes a condition when at least one output
-/// event satisfies it, so:
+/// outcome (`vector test` builds a topology per test, about two seconds each, so cases share
+/// one). Cases whose input is not UTF-8 are left out: such bytes cannot be written in a Vector
+/// config. Vector passes a condition when at least one output event satisfies it, so:
 /// - mapped: one condition per expected event, byte for byte, and nothing dropped;
-/// - rejected: one condition per case (its original line and its reason), nothing mapped;
-/// - skipped: nothing comes out, neither mapped nor dropped.
+/// - rejected: one condition per case (its original line and its reason), nothing mapped and
+///   no identity record;
+/// - skipped: no PostHog event and nothing dropped;
+/// - and one condition per identity record a case expects, byte for byte.
 pub fn vector_test(
     file: &str,
     kind: Kind,
     cases: &[&GoldenCase],
-    transform: &str,
+    topology: &Topology,
 ) -> Option<toml::Table> {
     let cases: Vec<(&GoldenCase, String)> = cases
         .iter()
@@ -87,7 +109,7 @@ pub fn vector_test(
         .iter()
         .map(|(_, line)| {
             let mut input = toml::Table::new();
-            input.insert("insert_at".into(), transform.into());
+            input.insert("insert_at".into(), topology.insert_at.into());
             input.insert("type".into(), "log".into());
             let mut fields = toml::Table::new();
             fields.insert("message".into(), line.clone().into());
@@ -96,22 +118,22 @@ pub fn vector_test(
         })
         .collect();
     test.insert("inputs".into(), toml::Value::Array(inputs));
-    let dropped = format!("{transform}.dropped");
-    let (silent, extract_from, conditions): (Vec<String>, String, Vec<String>) = match kind {
+    let mut outputs: Vec<(&str, Vec<String>)> = Vec::new();
+    let silent: Vec<&str> = match kind {
         Kind::Mapped => {
             let mut conditions = Vec::new();
             for (case, _) in &cases {
                 let expected: Value =
                     serde_json::from_str(&case.expected).expect("expected results are JSON");
                 for event in expected["events"].as_array().expect("events") {
-                    conditions.push(format!(
-                        "assert!(encode_json(.) == {}, message: {})",
-                        vrl_string_literal(&event.to_string()),
-                        vrl_string_literal(&format!("{}: an expected event is missing", case.name))
+                    conditions.push(equals_condition(
+                        &event.to_string(),
+                        &format!("{}: an expected event is missing", case.name),
                     ));
                 }
             }
-            (vec![dropped], transform.to_owned(), conditions)
+            outputs.push((topology.posthog, conditions));
+            vec![topology.dropped]
         }
         Kind::Rejected => {
             let conditions = cases
@@ -127,32 +149,58 @@ pub fn vector_test(
                     )
                 })
                 .collect();
-            (vec![transform.to_owned()], dropped, conditions)
+            outputs.push((topology.dropped, conditions));
+            vec![topology.posthog, topology.identities]
         }
-        Kind::Skipped => {
-            test.insert(
-                "no_outputs_from".into(),
-                toml::Value::Array(vec![transform.to_owned().into(), dropped.into()]),
-            );
-            return Some(test);
-        }
+        Kind::Skipped => vec![topology.posthog, topology.dropped],
     };
+    let records: Vec<String> = cases
+        .iter()
+        .flat_map(|(case, _)| {
+            case.identities.iter().flatten().map(|record| {
+                equals_condition(
+                    record,
+                    &format!("{}: an expected identity record is missing", case.name),
+                )
+            })
+        })
+        .collect();
+    if !records.is_empty() {
+        outputs.push((topology.identities, records));
+    }
     test.insert(
         "no_outputs_from".into(),
         toml::Value::Array(silent.into_iter().map(toml::Value::from).collect()),
     );
-    let mut output = toml::Table::new();
-    output.insert("extract_from".into(), extract_from.into());
-    let conditions: Vec<toml::Value> = conditions
-        .into_iter()
-        .map(|source| {
-            let mut condition = toml::Table::new();
-            condition.insert("type".into(), "vrl".into());
-            condition.insert("source".into(), source.into());
-            condition.into()
-        })
-        .collect();
-    output.insert("conditions".into(), toml::Value::Array(conditions));
-    test.insert("outputs".into(), toml::Value::Array(vec![output.into()]));
+    if !outputs.is_empty() {
+        let outputs: Vec<toml::Value> = outputs
+            .into_iter()
+            .map(|(extract_from, conditions)| {
+                let mut output = toml::Table::new();
+                output.insert("extract_from".into(), extract_from.into());
+                let conditions: Vec<toml::Value> = conditions
+                    .into_iter()
+                    .map(|source| {
+                        let mut condition = toml::Table::new();
+                        condition.insert("type".into(), "vrl".into());
+                        condition.insert("source".into(), source.into());
+                        condition.into()
+                    })
+                    .collect();
+                output.insert("conditions".into(), toml::Value::Array(conditions));
+                output.into()
+            })
+            .collect();
+        test.insert("outputs".into(), toml::Value::Array(outputs));
+    }
     Some(test)
+}
+
+/// A condition that some output is, byte for byte, this JSON.
+fn equals_condition(json: &str, message: &str) -> String {
+    format!(
+        "assert!(encode_json(.) == {}, message: {})",
+        vrl_string_literal(json),
+        vrl_string_literal(message)
+    )
 }

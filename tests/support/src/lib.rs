@@ -5,6 +5,7 @@
 //! product depends on this crate.
 
 pub mod amplitude_export;
+pub mod fast_capture;
 pub mod loopback;
 pub mod posthog_capture;
 pub mod process;

@@ -1,0 +1,154 @@
+//! `amplitude-posthog migrate`: the whole migration as one command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use amplitude_posthog::engine::EngineKind;
+use amplitude_posthog::migrate::{DEFAULT_STATE_DIR, MigrateOptions, Stop, run};
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Export directories, `*.json.gz` / `*.json` files, or Export API zips (read in place).
+    #[arg(value_name = "EXPORT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// PostHog's capture host: https://us.i.posthog.com, https://eu.i.posthog.com, or yours.
+    #[arg(long, value_name = "URL")]
+    pub posthog_host: String,
+    /// A file holding the project API key (else the POSTHOG_API_KEY environment variable).
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Where the migration keeps its state and dead letters.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state: PathBuf,
+    /// Run the migration in this process (`embedded`), or supervise a Vector (`vector`).
+    #[arg(long, value_enum, default_value = "embedded")]
+    pub engine: MigrateEngine,
+    /// The form of the mapping (all give the same bytes).
+    #[arg(long, value_enum, default_value = "native")]
+    pub mapping: EngineKind,
+    /// Events per second at most (PostHog asks migrations above 10 000 a minute to agree a rate).
+    #[arg(long, value_name = "EVENTS_PER_S")]
+    pub rate: Option<u32>,
+    /// Requests to PostHog in flight at most.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Events per request at most.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_size: u32,
+    /// Uncompressed bytes per request at most (PostHog takes up to 20 MB).
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1_000_000..=20_000_000))]
+    pub batch_bytes: u64,
+    /// Mapping threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Map and count everything, send nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// First wait before a retry, in milliseconds (doubles up to --max-backoff-ms).
+    #[arg(long, default_value_t = 500, hide = true)]
+    pub initial_backoff_ms: u64,
+    /// Longest wait between retries, in milliseconds.
+    #[arg(long, default_value_t = 60_000, hide = true)]
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateEngine {
+    Embedded,
+    Vector,
+}
+
+/// The key from the file or the environment; never printed.
+fn api_key(args: &MigrateArgs) -> anyhow::Result<String> {
+    let key = match &args.api_key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the API key file {}", path.display()))?,
+        None => std::env::var("POSTHOG_API_KEY").map_err(|_| {
+            anyhow::anyhow!(
+                "no PostHog project API key: give --api-key-file FILE or set POSTHOG_API_KEY"
+            )
+        })?,
+    };
+    let key = key.trim().to_owned();
+    if key.is_empty() || key.contains(char::is_whitespace) || !key.is_ascii() {
+        bail!(
+            "the PostHog project API key is empty or malformed (one line of printable ASCII expected)"
+        );
+    }
+    Ok(key)
+}
+
+pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    if args.engine == MigrateEngine::Vector {
+        bail!(
+            "--engine vector is not built yet: run Vector with vector.toml as the README's \"Run a migration with Vector\" says, or use the default --engine embedded"
+        );
+    }
+    let url = reqwest::Url::parse(&args.posthog_host).map_err(|error| {
+        anyhow::anyhow!(
+            "--posthog-host {:?} is not a URL: {error}",
+            args.posthog_host
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("--posthog-host must be an http(s) URL such as https://us.i.posthog.com");
+    }
+    let key = if args.dry_run {
+        api_key(&args).unwrap_or_default()
+    } else {
+        api_key(&args)?
+    };
+    let mut options = MigrateOptions::new(args.inputs.clone(), &args.posthog_host, &key);
+    options.state_dir = args.state.clone();
+    options.mapping = args.mapping;
+    options.rate = args.rate;
+    options.concurrency = usize::from(args.concurrency);
+    options.batch_events = args.batch_size as usize;
+    options.batch_bytes = args.batch_bytes as usize;
+    if let Some(threads) = args.threads {
+        options.threads = threads.max(1);
+    }
+    options.dry_run = args.dry_run;
+    options.initial_backoff = Duration::from_millis(args.initial_backoff_ms);
+    options.max_backoff = Duration::from_millis(args.max_backoff_ms.max(args.initial_backoff_ms));
+
+    let report = run(&options)?;
+    let summary = &report.summary;
+    eprintln!("{summary}");
+    if let Some(batches) = report.dry_run_batches {
+        eprintln!(
+            "dry run: would send {} events in {batches} requests to {}/batch/; nothing was sent or written",
+            summary.events,
+            args.posthog_host.trim_end_matches('/')
+        );
+        return Ok(if summary.problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let again = "run the same command again to continue";
+    match &report.stop {
+        Stop::Credentials { status } => eprintln!(
+            "stopped: PostHog answered {status} to the project API key: check --api-key-file or POSTHOG_API_KEY and --posthog-host. \
+             Nothing PostHog refused is marked delivered; {again} once the key is right."
+        ),
+        Stop::Interrupted => {
+            eprintln!("interrupted: every row before each file's watermark is done; {again}.")
+        }
+        Stop::Finished if summary.complete() => eprintln!(
+            "done: every row is delivered or accounted for (dead letters: {})",
+            options
+                .state_dir
+                .join(amplitude_posthog::migrate::DEAD_LETTERS_FILE)
+                .display()
+        ),
+        Stop::Finished => {
+            eprintln!("not complete: see the problems above; {again} once they are fixed.")
+        }
+    }
+    Ok(ExitCode::from(summary.exit_code(&report.stop)))
+}

@@ -1,0 +1,111 @@
+//! `migrate`: the whole migration in one process, with nothing but this binary.
+//!
+//! The export (directories of `*.json.gz` or `*.json` files, or Export API zips read in place)
+//! is read file by file in chunks of consecutive rows; worker threads map each chunk with the
+//! chosen form of the mapping; an assembler counts every row by day and outcome, hands the
+//! identity records to the identity sidecar's store (the same SQLite file) and packs events
+//! into batches; batches go to PostHog concurrently (see [`delivery`]); a committer moves each
+//! file's watermark over chunks whose every event is delivered or dead-lettered (see
+//! [`tracker`]) and writes counts, dead letters and watermarks in one transaction (see
+//! [`state`]). The sidecar's own sender delivers the aliases and group snapshots meanwhile.
+//! Killed at any moment, the same command reads each file again just past its watermark.
+
+pub mod delivery;
+mod pipeline;
+pub mod progress;
+pub mod state;
+pub mod summary;
+pub mod tracker;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::EngineKind;
+
+pub use pipeline::run;
+
+/// Everything `migrate` needs to know.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// Export directories, files and zips.
+    pub inputs: Vec<PathBuf>,
+    /// PostHog's capture host, e.g. `https://us.i.posthog.com`.
+    pub host: String,
+    /// The project API key (`phc_…`); never printed.
+    pub api_key: String,
+    /// Where the state database and the dead letters live.
+    pub state_dir: PathBuf,
+    pub mapping: EngineKind,
+    /// Mapping threads.
+    pub threads: usize,
+    /// Events per second at most.
+    pub rate: Option<u32>,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Events per request at most.
+    pub batch_events: usize,
+    /// Uncompressed bytes per request at most.
+    pub batch_bytes: usize,
+    /// Map and count everything, send nothing, write no state.
+    pub dry_run: bool,
+    /// First wait before retrying a request; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl MigrateOptions {
+    /// The defaults of the command line, for `inputs`, `host` and `api_key`.
+    pub fn new(inputs: Vec<PathBuf>, host: &str, api_key: &str) -> MigrateOptions {
+        MigrateOptions {
+            inputs,
+            host: host.to_owned(),
+            api_key: api_key.to_owned(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            mapping: EngineKind::Native,
+            threads: std::thread::available_parallelism().map_or(2, usize::from),
+            rate: None,
+            concurrency: 4,
+            batch_events: 1000,
+            batch_bytes: 5_000_000,
+            dry_run: false,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `--state` when none is given.
+pub const DEFAULT_STATE_DIR: &str = ".amplitude-posthog";
+
+/// The dead letters of the whole migration, rewritten from the state at the end of each run.
+pub const DEAD_LETTERS_FILE: &str = "dead-letters.jsonl";
+
+/// Why a run ended before everything was accounted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Ran to the end.
+    Finished,
+    /// Ctrl-C or SIGTERM: stopped cleanly, the same command continues.
+    Interrupted,
+    /// PostHog refused the key.
+    Credentials { status: u16 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    #[error("the identity store failed: {0}")]
+    Identities(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,1033 @@
+//! The threads of a migration and what flows between them:
+//!
+//! ```text
+//! reader ─chunks─▶ mappers (N) ─mapped chunks, in order─▶ assembler ─batches─▶ senders (async)
+//!                                                            │ register            │ delivered
+//!                                                            ▼                     ▼
+//!                                                          committer (tracker + state database)
+//! ```
+//!
+//! The assembler registers a chunk with the committer before any of its events can be sent,
+//! so every completion finds its chunk. Channels are bounded: memory stays flat whatever the
+//! export's size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use posthog_alias_sink::store::Store;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::delivery::{Poster, Undelivered, deliver};
+use super::progress::{Counters, Progress};
+use super::state::{ChunkCommit, DayCounts, State, UNKNOWN_DAY};
+use super::summary::{MigrationSummary, metric};
+use super::tracker::{FileId, Tracker};
+use super::{DEAD_LETTERS_FILE, MigrateError, MigrateOptions, Stop};
+use crate::dead_letter::DeadLetter;
+use crate::engine::{Engine, MappedLine};
+use crate::input::{InputSource, LineReader};
+use crate::outcome::MappingOutcome;
+
+/// Rows per chunk at most.
+const CHUNK_ROWS: usize = 1000;
+/// Bytes of rows per chunk at most.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Chunks waiting for each mapper at most.
+const CHUNKS_QUEUED: usize = 2;
+/// Batches waiting for a sender at most.
+const BATCHES_QUEUED: usize = 4;
+
+/// The component name in this command's dead letters.
+const COMPONENT: &str = "migrate";
+
+/// A run's outcome: the totals of the whole migration so far, and how this run ended.
+pub struct RunReport {
+    pub summary: MigrationSummary,
+    pub stop: Stop,
+    /// For a dry run: the requests it would have made.
+    pub dry_run_batches: Option<u64>,
+}
+
+/// One input file to read in this run.
+struct Plan {
+    file: FileId,
+    source: InputSource,
+    name: Arc<str>,
+    size: u64,
+    /// Lines already done (read again but not mapped).
+    skip_lines: u64,
+    first_chunk: u64,
+}
+
+struct Chunk {
+    file: FileId,
+    index: u64,
+    name: Arc<str>,
+    lines: Vec<(u64, Vec<u8>)>,
+    /// The last line of the chunk (or of the file's done part, for an empty last chunk).
+    last_line: u64,
+    end_of_file: bool,
+}
+
+struct MappedChunk {
+    chunk: Chunk,
+    mapped: Vec<MappedLine>,
+}
+
+/// What the committer must write with a chunk once it is done.
+#[derive(Default)]
+struct Pending {
+    counts: DayCounts,
+    dead_letters: Vec<(u64, String)>,
+    end_of_file: bool,
+}
+
+/// Where an event of a batch came from.
+struct EventOrigin {
+    file: FileId,
+    chunk: u64,
+    line: u64,
+    day: Arc<str>,
+    name: Arc<str>,
+    row: Arc<Vec<u8>>,
+}
+
+struct Batch {
+    events: Arc<Vec<String>>,
+    origins: Vec<EventOrigin>,
+    bytes: usize,
+}
+
+enum Commit {
+    Open {
+        file: FileId,
+        first_chunk: u64,
+    },
+    Register {
+        file: FileId,
+        index: u64,
+        last_line: u64,
+        events: u64,
+        pending: Pending,
+    },
+    Delivered {
+        origins: Vec<EventOrigin>,
+        /// (position in the batch, PostHog's answer)
+        refused: Vec<(usize, String)>,
+    },
+    Problem {
+        file: FileId,
+        problem: String,
+    },
+}
+
+/// Runs (or resumes) the migration. Progress goes to stderr.
+pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
+    let engine = Engine::load(options.mapping)?;
+    let sources = crate::input::discover(&options.inputs)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| MigrateError::Client(error.to_string()))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stopped: Arc<Mutex<Stop>> = Arc::new(Mutex::new(Stop::Finished));
+    {
+        let (stop_tx, stopped) = (stop_tx.clone(), stopped.clone());
+        runtime.spawn(async move {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let sigterm = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = sigterm => {}
+            }
+            let mut stop = stopped.lock().expect("stop");
+            if *stop == Stop::Finished {
+                *stop = Stop::Interrupted;
+            }
+            let _ = stop_tx.send(true);
+        });
+    }
+
+    let state = if options.dry_run {
+        None
+    } else {
+        Some(State::open(&options.state_dir)?)
+    };
+    let (plans, problems) = plan(&sources, state.as_ref())?;
+    let counters = Arc::new(Counters::default());
+    let progress = Progress::start(
+        plans.iter().map(|plan| plan.size).sum(),
+        counters.clone(),
+        Duration::from_secs(10),
+    );
+    // Problems with files the state knows are recorded there; the others (a file that cannot
+    // even be opened) only exist in this run and are added to its summary.
+    let mut unregistered = Vec::new();
+    for (file, problem) in &problems {
+        progress.println(problem);
+        match &state {
+            Some(state) if *file >= 0 => state.set_problem(*file, Some(problem))?,
+            _ => unregistered.push((String::new(), problem.clone())),
+        }
+    }
+
+    // The identity sidecar's sender, on the same database, from the start.
+    let sidecar = match &state {
+        Some(state) => Some(start_identity_sender(&runtime, state.path(), options)?),
+        None => None,
+    };
+
+    let mut poster = Poster::new(&options.host, &options.api_key, options.rate)
+        .map_err(|error| MigrateError::Client(error.to_string()))?;
+    poster.initial_backoff = options.initial_backoff;
+    poster.max_backoff = options.max_backoff;
+    poster.retries = counters.retries.clone();
+
+    let (commit_tx, commit_rx) = channel::<Commit>();
+    let committer = state.map(|state| std::thread::spawn(move || committer(state, commit_rx)));
+    let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Batch>(BATCHES_QUEUED);
+    let senders = {
+        let (poster, stop_rx, commit_tx, counters, stopped, stop_tx) = (
+            poster.clone(),
+            stop_rx.clone(),
+            commit_tx.clone(),
+            counters.clone(),
+            stopped.clone(),
+            stop_tx.clone(),
+        );
+        let concurrency = options.concurrency.max(1);
+        let dry_run = options.dry_run;
+        runtime.spawn(async move {
+            send_batches(
+                batch_rx,
+                poster,
+                concurrency,
+                dry_run,
+                stop_rx,
+                stop_tx,
+                stopped,
+                commit_tx,
+                counters,
+            )
+            .await
+        })
+    };
+
+    // Reading, mapping and assembling on threads of their own.
+    let threads = options.threads.max(1);
+    let mut to_mappers = Vec::with_capacity(threads);
+    let mut from_mappers = Vec::with_capacity(threads);
+    let mut mappers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(CHUNKS_QUEUED);
+        let (mapped_tx, mapped_rx) = sync_channel::<MappedChunk>(CHUNKS_QUEUED);
+        let mut mapper = engine.mapper();
+        mappers.push(std::thread::spawn(move || {
+            for chunk in chunk_rx {
+                let mapped = chunk
+                    .lines
+                    .iter()
+                    .map(|(_, line)| mapper.map_line_with_identities(line))
+                    .collect();
+                if mapped_tx.send(MappedChunk { chunk, mapped }).is_err() {
+                    break;
+                }
+            }
+        }));
+        to_mappers.push(chunk_tx);
+        from_mappers.push(mapped_rx);
+    }
+    let reader = {
+        let (commit_tx, stop_rx, counters) = (commit_tx.clone(), stop_rx.clone(), counters.clone());
+        std::thread::spawn(move || read_files(plans, to_mappers, commit_tx, stop_rx, counters))
+    };
+    let store = match &committer {
+        Some(_) => Some(
+            Store::open(&options.state_dir.join(super::state::DATABASE))
+                .map_err(|error| MigrateError::Identities(error.to_string()))?,
+        ),
+        None => None,
+    };
+    let assembled = assemble(from_mappers, store, batch_tx, commit_tx, options, &counters);
+    let _ = reader.join();
+    for mapper in mappers {
+        let _ = mapper.join();
+    }
+    let batches = runtime.block_on(senders).unwrap_or(0);
+    let assembled = assembled?;
+    let state = match committer {
+        Some(committer) => Some(committer.join().expect("the committer does not panic")?),
+        None => None,
+    };
+
+    // The aliases and group snapshots: drained unless the run stopped.
+    let mut stop = stopped.lock().expect("stop").clone();
+    let mut summary = match &state {
+        Some(state) => MigrationSummary::from_counts(&state.day_counts()?),
+        None => MigrationSummary::from_counts(&assembled.counts_as_strings()),
+    };
+    if let Some((signals, shutdown)) = sidecar {
+        if stop == Stop::Finished {
+            let store = Store::open(&options.state_dir.join(super::state::DATABASE))
+                .map_err(|error| MigrateError::Identities(error.to_string()))?;
+            loop {
+                let counts = store
+                    .counts()
+                    .map_err(|error| MigrateError::Identities(error.to_string()))?;
+                if counts.pending == 0 && counts.groups_pending == 0 {
+                    break;
+                }
+                if signals
+                    .credentials_error
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    stop = Stop::Credentials { status: 401 };
+                    break;
+                }
+                if *stop_rx.borrow() {
+                    stop = stopped.lock().expect("stop").clone();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = shutdown.send(true);
+    }
+    if let Some(state) = &state {
+        let store = Store::open(state.path())
+            .map_err(|error| MigrateError::Identities(error.to_string()))?;
+        let counts = store
+            .counts()
+            .map_err(|error| MigrateError::Identities(error.to_string()))?;
+        summary.aliases_sent = counts.sent;
+        summary.aliases_pending = counts.pending;
+        summary.alias_conflicts = counts.conflicts;
+        summary.groups_pending = counts.groups_pending;
+        summary.problems = state.problems()?;
+        summary.problems.extend(unregistered);
+        let (files, done) = state.file_totals()?;
+        summary.files = files;
+        summary.files_done = done;
+        write_dead_letters(state, &options.state_dir)?;
+    } else {
+        summary.files = assembled.files;
+        summary.files_done = assembled.files;
+        summary.problems = unregistered;
+    }
+    drop(progress);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    Ok(RunReport {
+        summary,
+        stop,
+        dry_run_batches: options.dry_run.then_some(batches),
+    })
+}
+
+/// Files with a problem: (the state's id, or a negative one for a file it does not know;
+/// the problem as told to the user).
+type Problems = Vec<(FileId, String)>;
+
+/// Which files to read and from where; problems with the others.
+fn plan(
+    sources: &[InputSource],
+    state: Option<&State>,
+) -> Result<(Vec<Plan>, Problems), MigrateError> {
+    let mut plans = Vec::new();
+    let mut problems = Vec::new();
+    let mut zips: HashMap<std::path::PathBuf, Vec<crate::zip_member::ZipMember>> = HashMap::new();
+    for (position, source) in sources.iter().enumerate() {
+        let name = source.display_name();
+        let (size, fingerprint) = match fingerprint(source, &mut zips) {
+            Ok(found) => found,
+            Err(error) => {
+                problems.push((
+                    -1 - position as FileId,
+                    format!("cannot read {name}: {error}"),
+                ));
+                continue;
+            }
+        };
+        let Some(state) = state else {
+            plans.push(Plan {
+                file: position as FileId,
+                source: source.clone(),
+                name: name.into(),
+                size,
+                skip_lines: 0,
+                first_chunk: 0,
+            });
+            continue;
+        };
+        let record = state.file(&name, size, &fingerprint)?;
+        state.set_problem(record.id, None)?;
+        if record.size != size || record.fingerprint != fingerprint {
+            problems.push((
+                record.id,
+                format!(
+                    "{name} changed since the migration started ({} bytes then, {size} now): it is left alone; \
+                     put the original back, or migrate the new file with another --state",
+                    record.size
+                ),
+            ));
+            continue;
+        }
+        if record.finished {
+            continue;
+        }
+        plans.push(Plan {
+            file: record.id,
+            source: source.clone(),
+            name: name.into(),
+            size,
+            skip_lines: record.rows_done,
+            first_chunk: record.chunks_done,
+        });
+    }
+    Ok((plans, problems))
+}
+
+/// A file's size and fingerprint: SHA-256 of its first and last 64 KiB (a zip member: the
+/// zip's CRC-32 of it).
+fn fingerprint(
+    source: &InputSource,
+    zips: &mut HashMap<std::path::PathBuf, Vec<crate::zip_member::ZipMember>>,
+) -> std::io::Result<(u64, String)> {
+    match source {
+        InputSource::File(path) => {
+            let mut file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            let mut hasher = Sha256::new();
+            let mut head = Vec::with_capacity(64 * 1024);
+            (&mut file).take(64 * 1024).read_to_end(&mut head)?;
+            hasher.update(&head);
+            if size > 128 * 1024 {
+                use std::io::{Seek, SeekFrom};
+                file.seek(SeekFrom::Start(size - 64 * 1024))?;
+                let mut tail = Vec::with_capacity(64 * 1024);
+                file.take(64 * 1024).read_to_end(&mut tail)?;
+                hasher.update(&tail);
+            }
+            Ok((
+                size,
+                format!("sha256:{}", hex::encode(&hasher.finalize()[..16])),
+            ))
+        }
+        InputSource::ZipMember { zip, member } => {
+            if !zips.contains_key(zip) {
+                zips.insert(zip.clone(), crate::zip_member::list(zip)?);
+            }
+            let found = zips[zip]
+                .iter()
+                .find(|candidate| &candidate.name == member)
+                .ok_or_else(|| std::io::Error::other(format!("no member {member}")))?;
+            Ok((found.size, format!("crc32:{:08x}", found.crc32)))
+        }
+        InputSource::Stdin => Err(std::io::Error::other(
+            "standard input cannot be migrated resumably; give files or directories",
+        )),
+    }
+}
+
+/// Counts bytes read from the raw file, for progress.
+struct Counting<R> {
+    inner: R,
+    counters: Arc<Counters>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.counters
+            .bytes_read
+            .fetch_add(read as u64, Ordering::Relaxed);
+        Ok(read)
+    }
+}
+
+fn open_counted(
+    source: &InputSource,
+    counters: &Arc<Counters>,
+) -> Result<LineReader, crate::input::InputError> {
+    let raw: Box<dyn Read + Send> =
+        match source {
+            InputSource::File(path) => Box::new(std::fs::File::open(path).map_err(|error| {
+                crate::input::InputError::Open {
+                    path: source.display_name(),
+                    error,
+                }
+            })?),
+            InputSource::ZipMember { zip, member } => crate::zip_member::open(zip, member)
+                .map_err(|error| crate::input::InputError::Open {
+                    path: source.display_name(),
+                    error,
+                })?,
+            InputSource::Stdin => Box::new(std::io::stdin()),
+        };
+    LineReader::from_read(
+        source.clone(),
+        Box::new(Counting {
+            inner: raw,
+            counters: counters.clone(),
+        }),
+    )
+}
+
+/// Reads every planned file in chunks, handing them to the mappers in turn.
+fn read_files(
+    plans: Vec<Plan>,
+    mappers: Vec<SyncSender<Chunk>>,
+    commit: Sender<Commit>,
+    stop: watch::Receiver<bool>,
+    counters: Arc<Counters>,
+) {
+    let mut turn = 0;
+    let mut hand = |chunk: Chunk| -> bool {
+        let sent = mappers[turn % mappers.len()].send(chunk).is_ok();
+        turn += 1;
+        sent
+    };
+    for plan in plans {
+        if *stop.borrow() {
+            break;
+        }
+        let _ = commit.send(Commit::Open {
+            file: plan.file,
+            first_chunk: plan.first_chunk,
+        });
+        let mut reader = match open_counted(&plan.source, &counters) {
+            Ok(reader) => reader,
+            Err(error) => {
+                let _ = commit.send(Commit::Problem {
+                    file: plan.file,
+                    problem: error.to_string(),
+                });
+                continue;
+            }
+        };
+        let mut index = plan.first_chunk;
+        let mut lines = Vec::new();
+        let mut bytes = 0;
+        let mut last_line = plan.skip_lines;
+        let mut buffer = Vec::new();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match reader.next_line(&mut buffer) {
+                Ok(Some(number)) if number <= plan.skip_lines => {}
+                Ok(Some(number)) => {
+                    bytes += buffer.len();
+                    last_line = number;
+                    lines.push((number, std::mem::take(&mut buffer)));
+                    if lines.len() >= CHUNK_ROWS || bytes >= CHUNK_BYTES {
+                        let chunk = Chunk {
+                            file: plan.file,
+                            index,
+                            name: plan.name.clone(),
+                            lines: std::mem::take(&mut lines),
+                            last_line,
+                            end_of_file: false,
+                        };
+                        if !hand(chunk) {
+                            return;
+                        }
+                        index += 1;
+                        bytes = 0;
+                    }
+                }
+                Ok(None) => {
+                    let chunk = Chunk {
+                        file: plan.file,
+                        index,
+                        name: plan.name.clone(),
+                        lines: std::mem::take(&mut lines),
+                        last_line,
+                        end_of_file: true,
+                    };
+                    if !hand(chunk) {
+                        return;
+                    }
+                    break;
+                }
+                Err(error) => {
+                    // What was read is migrated; the file is reported, not finished.
+                    if !lines.is_empty() {
+                        let chunk = Chunk {
+                            file: plan.file,
+                            index,
+                            name: plan.name.clone(),
+                            lines: std::mem::take(&mut lines),
+                            last_line,
+                            end_of_file: false,
+                        };
+                        if !hand(chunk) {
+                            return;
+                        }
+                    }
+                    let _ = commit.send(Commit::Problem {
+                        file: plan.file,
+                        problem: error.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What the assembler counted (the dry run's totals).
+struct Assembled {
+    counts: DayCounts,
+    files: u64,
+}
+
+impl Assembled {
+    fn counts_as_strings(&self) -> BTreeMap<(String, String, String), u64> {
+        self.counts
+            .iter()
+            .map(|((day, name, reason), count)| {
+                ((day.clone(), (*name).to_owned(), reason.clone()), *count)
+            })
+            .collect()
+    }
+}
+
+/// The day (UTC) of a row: its events' day, else its own time's, else unknown.
+fn row_day(line: &[u8], mapped: &MappedLine) -> String {
+    if let MappingOutcome::Events(events) = &mapped.outcome
+        && let Some(day) = events.first().and_then(|event| event_day(event))
+    {
+        return day.to_owned();
+    }
+    amplitude_posthog_transform::AmplitudeRow::parse(line)
+        .ok()
+        .and_then(|row| amplitude_posthog_transform::event_timestamp(&row))
+        .map_or_else(
+            || UNKNOWN_DAY.to_owned(),
+            |timestamp| timestamp[..10].to_owned(),
+        )
+}
+
+/// The `YYYY-MM-DD` of an event's top-level `timestamp`. Keys are sorted, so it follows
+/// `properties` (whose own `timestamp` keys come earlier) and only `uuid` comes after it.
+fn event_day(event: &str) -> Option<&str> {
+    const KEY: &str = "\"timestamp\":\"";
+    let at = event.rfind(KEY)? + KEY.len();
+    event.get(at..at + 10)
+}
+
+/// Counts rows, feeds identities to the store, packs events into batches.
+fn assemble(
+    from_mappers: Vec<Receiver<MappedChunk>>,
+    mut store: Option<Store>,
+    batches: tokio::sync::mpsc::Sender<Batch>,
+    commit: Sender<Commit>,
+    options: &MigrateOptions,
+    counters: &Counters,
+) -> Result<Assembled, MigrateError> {
+    let mut assembled = Assembled {
+        counts: DayCounts::new(),
+        files: 0,
+    };
+    let mut batch = Batch {
+        events: Arc::new(Vec::new()),
+        origins: Vec::new(),
+        bytes: 0,
+    };
+    let mut turn = 0;
+    let mut finished = vec![false; from_mappers.len()];
+    let mut result = Ok(());
+    while !finished.iter().all(|done| *done) {
+        let at = turn % from_mappers.len();
+        turn += 1;
+        if finished[at] {
+            continue;
+        }
+        let Ok(MappedChunk { chunk, mapped }) = from_mappers[at].recv() else {
+            finished[at] = true;
+            continue;
+        };
+        if result.is_err() {
+            continue;
+        }
+        let mut pending = Pending {
+            end_of_file: chunk.end_of_file,
+            ..Pending::default()
+        };
+        if chunk.end_of_file {
+            assembled.files += 1;
+        }
+        let mut identities = Vec::new();
+        let mut events_of_chunk = Vec::new();
+        for ((line, row), mapped) in chunk.lines.iter().zip(mapped) {
+            let day = row_day(row, &mapped);
+            let mut count = |name: &'static str, reason: &str, value: u64| {
+                *pending
+                    .counts
+                    .entry((day.clone(), name, reason.to_owned()))
+                    .or_default() += value;
+            };
+            count(metric::ROWS, "", 1);
+            match &mapped.outcome {
+                MappingOutcome::Events(events) => {
+                    count(metric::MAPPED, "", 1);
+                    count(metric::EVENTS, "", events.len() as u64);
+                }
+                MappingOutcome::Skipped(reason) => count(metric::SKIPPED, reason.as_str(), 1),
+                MappingOutcome::Rejected(reason) => {
+                    count(metric::REJECTED, reason.as_str(), 1);
+                    let letter = DeadLetter {
+                        file: &chunk.name,
+                        line: *line,
+                        row,
+                        reason: reason.as_str(),
+                        component: COMPONENT,
+                    };
+                    pending.dead_letters.push((*line, letter.to_json()));
+                }
+            }
+            identities.extend(mapped.identities);
+            if let MappingOutcome::Events(events) = mapped.outcome {
+                let day: Arc<str> = day.into();
+                let row = Arc::new(row.clone());
+                for event in events {
+                    events_of_chunk.push((
+                        event,
+                        EventOrigin {
+                            file: chunk.file,
+                            chunk: chunk.index,
+                            line: *line,
+                            day: day.clone(),
+                            name: chunk.name.clone(),
+                            row: row.clone(),
+                        },
+                    ));
+                }
+            }
+        }
+        counters
+            .rows
+            .fetch_add(chunk.lines.len() as u64, Ordering::Relaxed);
+        for (key, value) in &pending.counts {
+            *assembled.counts.entry(key.clone()).or_default() += value;
+        }
+        if let Some(store) = store.as_mut()
+            && !identities.is_empty()
+        {
+            let records = posthog_alias_sink::records::parse_batch(
+                format!("[{}]", identities.join(",")).as_bytes(),
+            )
+            .map_err(|error| MigrateError::Identities(error.to_string()));
+            match records.and_then(|records| {
+                store
+                    .ingest(&records)
+                    .map_err(|error| MigrateError::Identities(error.to_string()))
+            }) {
+                Ok(_) => {}
+                Err(error) => {
+                    result = Err(error);
+                    continue;
+                }
+            }
+        }
+        let _ = commit.send(Commit::Register {
+            file: chunk.file,
+            index: chunk.index,
+            last_line: chunk.last_line,
+            events: events_of_chunk.len() as u64,
+            pending,
+        });
+        for (event, origin) in events_of_chunk {
+            let size = event.len() + 1;
+            if !batch.origins.is_empty()
+                && (batch.origins.len() >= options.batch_events
+                    || batch.bytes + size > options.batch_bytes)
+                && !flush(&mut batch, &batches)
+            {
+                return result.map(|()| assembled);
+            }
+            Arc::get_mut(&mut batch.events)
+                .expect("the batch being filled is not shared")
+                .push(event);
+            batch.origins.push(origin);
+            batch.bytes += size;
+        }
+    }
+    if !batch.origins.is_empty() {
+        flush(&mut batch, &batches);
+    }
+    result.map(|()| assembled)
+}
+
+/// Hands the full batch to the senders and starts a new one; false once they are gone.
+fn flush(batch: &mut Batch, batches: &tokio::sync::mpsc::Sender<Batch>) -> bool {
+    let full = std::mem::replace(
+        batch,
+        Batch {
+            events: Arc::new(Vec::new()),
+            origins: Vec::new(),
+            bytes: 0,
+        },
+    );
+    batches.blocking_send(full).is_ok()
+}
+
+/// Delivers batches, `concurrency` at a time; the number of batches (sent, or for a dry run
+/// counted).
+#[allow(clippy::too_many_arguments)]
+async fn send_batches(
+    mut batches: tokio::sync::mpsc::Receiver<Batch>,
+    poster: Poster,
+    concurrency: usize,
+    dry_run: bool,
+    stop_rx: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    stopped: Arc<Mutex<Stop>>,
+    commit: Sender<Commit>,
+    counters: Arc<Counters>,
+) -> u64 {
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut count = 0;
+    while let Some(batch) = batches.recv().await {
+        count += 1;
+        if dry_run {
+            continue;
+        }
+        if *stop_rx.borrow() {
+            // Not sent: their chunks stay undone, so the next run sends them.
+            continue;
+        }
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (poster, mut stop_rx, stop_tx, stopped, commit, counters) = (
+            poster.clone(),
+            stop_rx.clone(),
+            stop_tx.clone(),
+            stopped.clone(),
+            commit.clone(),
+            counters.clone(),
+        );
+        tasks.spawn(async move {
+            let _permit = permit;
+            match deliver(&poster, &batch.events, &mut stop_rx).await {
+                Ok(refused) => {
+                    counters.events_sent.fetch_add(
+                        (batch.origins.len() - refused.len()) as u64,
+                        Ordering::Relaxed,
+                    );
+                    counters
+                        .dead_lettered
+                        .fetch_add(refused.len() as u64, Ordering::Relaxed);
+                    let _ = commit.send(Commit::Delivered {
+                        origins: batch.origins,
+                        refused: refused
+                            .into_iter()
+                            .map(|refused| (refused.index, refused.reason))
+                            .collect(),
+                    });
+                }
+                Err(Undelivered::Credentials { status }) => {
+                    *stopped.lock().expect("stop") = Stop::Credentials { status };
+                    let _ = stop_tx.send(true);
+                }
+                Err(Undelivered::Stopped) => {}
+            }
+        });
+        // Reap finished deliveries as we go.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    count
+}
+
+/// Applies registrations and deliveries; commits chunks as watermarks move.
+fn committer(mut state: State, messages: Receiver<Commit>) -> Result<State, MigrateError> {
+    let mut tracker: Tracker<Pending> = Tracker::default();
+    let mut open = true;
+    while open {
+        match messages.recv_timeout(Duration::from_millis(100)) {
+            Ok(message) => apply(&mut tracker, &state, message)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => open = false,
+        }
+        // Everything already waiting goes into the same transaction.
+        while let Ok(message) = messages.try_recv() {
+            apply(&mut tracker, &state, message)?;
+        }
+        let done: Vec<ChunkCommit> = tracker
+            .take_done()
+            .into_iter()
+            .map(|chunk| ChunkCommit {
+                file: chunk.file,
+                index: chunk.index,
+                last_line: chunk.last_line,
+                end_of_file: chunk.payload.end_of_file,
+                counts: delivered_counts(chunk.payload.counts),
+                dead_letters: chunk.payload.dead_letters,
+            })
+            .collect();
+        state.commit(&done)?;
+    }
+    Ok(state)
+}
+
+/// Adds the events delivered per day: produced minus dead-lettered.
+fn delivered_counts(mut counts: DayCounts) -> DayCounts {
+    let mut by_day: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for ((day, name, _), value) in &counts {
+        match *name {
+            metric::EVENTS => by_day.entry(day.clone()).or_default().0 += value,
+            metric::DEAD_LETTERED => by_day.entry(day.clone()).or_default().1 += value,
+            _ => {}
+        }
+    }
+    for (day, (events, dead)) in by_day {
+        if events > dead {
+            counts.insert((day, metric::DELIVERED, String::new()), events - dead);
+        }
+    }
+    counts
+}
+
+fn apply(
+    tracker: &mut Tracker<Pending>,
+    state: &State,
+    message: Commit,
+) -> Result<(), MigrateError> {
+    match message {
+        Commit::Open { file, first_chunk } => tracker.open_file(file, first_chunk),
+        Commit::Register {
+            file,
+            index,
+            last_line,
+            events,
+            pending,
+        } => tracker.add_chunk(file, index, last_line, events, pending),
+        Commit::Delivered { origins, refused } => {
+            let refused: HashMap<usize, String> = refused.into_iter().collect();
+            let mut per_chunk: BTreeMap<(FileId, u64), u64> = BTreeMap::new();
+            for (position, origin) in origins.iter().enumerate() {
+                *per_chunk.entry((origin.file, origin.chunk)).or_default() += 1;
+                if let Some(reason) = refused.get(&position)
+                    && let Some(pending) = tracker.payload_mut(origin.file, origin.chunk)
+                {
+                    let letter = DeadLetter {
+                        file: &origin.name,
+                        line: origin.line,
+                        row: &origin.row,
+                        reason,
+                        component: COMPONENT,
+                    };
+                    pending.dead_letters.push((origin.line, letter.to_json()));
+                    *pending
+                        .counts
+                        .entry((origin.day.to_string(), metric::DEAD_LETTERED, String::new()))
+                        .or_default() += 1;
+                }
+            }
+            for ((file, chunk), count) in per_chunk {
+                tracker.complete(file, chunk, count);
+            }
+        }
+        Commit::Problem { file, problem } => state.set_problem(file, Some(&problem))?,
+    }
+    Ok(())
+}
+
+/// The sidecar's sender on the migration's database; its signals and its shutdown switch.
+fn start_identity_sender(
+    runtime: &tokio::runtime::Runtime,
+    database: &Path,
+    options: &MigrateOptions,
+) -> Result<
+    (
+        Arc<posthog_alias_sink::sender::SenderSignals>,
+        watch::Sender<bool>,
+    ),
+    MigrateError,
+> {
+    // Creates the sidecar's tables before anything else opens them.
+    Store::open(database).map_err(|error| MigrateError::Identities(error.to_string()))?;
+    let config = posthog_alias_sink::sender::SenderConfig {
+        database: database.to_path_buf(),
+        batch_url: format!("{}/batch/", options.host.trim_end_matches('/')),
+        api_key: options.api_key.clone(),
+        batch_size: 1000,
+        initial_backoff: options.initial_backoff,
+        max_backoff: options.max_backoff,
+        idle_wait: Duration::from_millis(500),
+    };
+    let signals = Arc::new(posthog_alias_sink::sender::SenderSignals::default());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let task_signals = signals.clone();
+    runtime.spawn(async move {
+        if let Err(error) = posthog_alias_sink::sender::run(config, task_signals, shutdown_rx).await
+        {
+            tracing::error!("the identity sender stopped: {error:#}");
+        }
+    });
+    Ok((signals, shutdown_tx))
+}
+
+/// Rewrites `<state>/dead-letters.jsonl` from the state, atomically.
+fn write_dead_letters(state: &State, dir: &Path) -> Result<(), MigrateError> {
+    let mut text = String::new();
+    for record in state.dead_letters()? {
+        text.push_str(&record);
+        text.push('\n');
+    }
+    let path = dir.join(DEAD_LETTERS_FILE);
+    crate::fs::write_atomically(&path, text.as_bytes())
+        .map_err(|source| MigrateError::Write { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_day_of_an_event_is_its_top_level_timestamp() {
+        let event = r#"{"distinct_id":"u","event":"e","properties":{"timestamp":"1999-01-01T00:00:00.000Z"},"timestamp":"2024-07-06T12:34:56.789Z","uuid":"x"}"#;
+        assert_eq!(event_day(event), Some("2024-07-06"));
+    }
+
+    #[test]
+    fn delivered_is_produced_minus_dead_lettered_per_day() {
+        let mut counts = DayCounts::new();
+        counts.insert(("2024-07-06".into(), metric::EVENTS, String::new()), 5);
+        counts.insert(
+            ("2024-07-06".into(), metric::DEAD_LETTERED, String::new()),
+            1,
+        );
+        counts.insert(("2024-07-07".into(), metric::EVENTS, String::new()), 2);
+        let counts = delivered_counts(counts);
+        assert_eq!(
+            counts[&("2024-07-06".into(), metric::DELIVERED, String::new())],
+            4
+        );
+        assert_eq!(
+            counts[&("2024-07-07".into(), metric::DELIVERED, String::new())],
+            2
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! The migration's state: one SQLite database (`<state>/migration.sqlite`) holding every input
+//! file (its fingerprint and how far its rows are durably done), the per-day counts, the dead
+//! letters, and — through the identity sidecar's own store, in the same file — the identity
+//! outbox. A row's counts, its dead letters and the watermark past it are committed in one
+//! transaction, so a kill at any moment leaves counts that add up and a watermark that never
+//! runs ahead of delivery.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The database file under the state directory.
+pub const DATABASE: &str = "migration.sqlite";
+
+/// This module's schema, applied in order; `migrate_meta.schema` records how many ran. (The
+/// sidecar's store in the same file versions its own tables with `PRAGMA user_version`.)
+const MIGRATIONS: &[&str] = &["CREATE TABLE migrate_files (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        rows_done INTEGER NOT NULL DEFAULT 0,
+        chunks_done INTEGER NOT NULL DEFAULT 0,
+        finished INTEGER NOT NULL DEFAULT 0,
+        problem TEXT
+     );
+     CREATE TABLE migrate_days (
+        day TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        count INTEGER NOT NULL,
+        PRIMARY KEY (day, metric, reason)
+     ) WITHOUT ROWID;
+     CREATE TABLE migrate_dead_letters (
+        file_id INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (file_id, line, seq)
+     ) WITHOUT ROWID;"];
+
+/// Day of rows whose time is unknown (they were refused before a time was read).
+pub const UNKNOWN_DAY: &str = "unknown";
+
+/// What the state knows of one input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: i64,
+    pub size: u64,
+    pub fingerprint: String,
+    /// Lines 1..=rows_done are durably done.
+    pub rows_done: u64,
+    pub chunks_done: u64,
+    pub finished: bool,
+    pub problem: Option<String>,
+}
+
+/// Counts of one chunk, by (day, metric, reason), added on commit.
+pub type DayCounts = BTreeMap<(String, &'static str, String), u64>;
+
+/// A done chunk, as written.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkCommit {
+    pub file: i64,
+    pub index: u64,
+    pub last_line: u64,
+    pub end_of_file: bool,
+    pub counts: DayCounts,
+    /// (line, record): dead letters in the project's one shape.
+    pub dead_letters: Vec<(u64, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("the migration state {path} cannot be used: {source}")]
+    Database {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the state directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub struct State {
+    connection: Connection,
+    path: PathBuf,
+}
+
+impl State {
+    /// Opens (creating if needed) the state database in `dir`.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Directory {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(DATABASE);
+        let fail = |source| StateError::Database {
+            path: path.clone(),
+            source,
+        };
+        let mut connection = Connection::open(&path).map_err(fail)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(fail)?;
+        // WAL + NORMAL survives a killed process; an OS crash may lose the last commits,
+        // which only means their rows are sent again (same uuids).
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(fail)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(fail)?;
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS migrate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+            )
+            .map_err(fail)?;
+        let applied: usize = connection
+            .query_row(
+                "SELECT value FROM migrate_meta WHERE key = 'schema'",
+                [],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(fail)?
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let transaction = connection.transaction().map_err(fail)?;
+            transaction.execute_batch(migration).map_err(fail)?;
+            transaction
+                .execute(
+                    "INSERT INTO migrate_meta (key, value) VALUES ('schema', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![(index + 1).to_string()],
+                )
+                .map_err(fail)?;
+            transaction.commit().map_err(fail)?;
+        }
+        Ok(State { connection, path })
+    }
+
+    /// The database file (the identity sidecar's store opens the same file).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        |source| StateError::Database {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The file `source`, registered with its size and fingerprint if it is new.
+    pub fn file(
+        &self,
+        source: &str,
+        size: u64,
+        fingerprint: &str,
+    ) -> Result<FileRecord, StateError> {
+        self.connection
+            .execute(
+                "INSERT INTO migrate_files (source, size, fingerprint) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source) DO NOTHING",
+                params![source, size as i64, fingerprint],
+            )
+            .map_err(self.fail())?;
+        self.connection
+            .query_row(
+                "SELECT id, size, fingerprint, rows_done, chunks_done, finished, problem
+                 FROM migrate_files WHERE source = ?1",
+                params![source],
+                |row| {
+                    Ok(FileRecord {
+                        id: row.get(0)?,
+                        size: row.get::<_, i64>(1)? as u64,
+                        fingerprint: row.get(2)?,
+                        rows_done: row.get::<_, i64>(3)? as u64,
+                        chunks_done: row.get::<_, i64>(4)? as u64,
+                        finished: row.get(5)?,
+                        problem: row.get(6)?,
+                    })
+                },
+            )
+            .map_err(self.fail())
+    }
+
+    /// Records (or clears, with `None`) a problem with a file, as reported to the user.
+    pub fn set_problem(&self, file: i64, problem: Option<&str>) -> Result<(), StateError> {
+        self.connection
+            .execute(
+                "UPDATE migrate_files SET problem = ?2 WHERE id = ?1",
+                params![file, problem],
+            )
+            .map(|_| ())
+            .map_err(self.fail())
+    }
+
+    /// Writes done chunks: their counts, dead letters and watermarks, in one transaction.
+    pub fn commit(&mut self, chunks: &[ChunkCommit]) -> Result<(), StateError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let fail = |source| StateError::Database {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(fail)?;
+        {
+            let mut watermark = transaction
+                .prepare_cached(
+                    "UPDATE migrate_files SET rows_done = ?2, chunks_done = ?3,
+                     finished = finished OR ?4 WHERE id = ?1",
+                )
+                .map_err(fail)?;
+            let mut count = transaction
+                .prepare_cached(
+                    "INSERT INTO migrate_days (day, metric, reason, count) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (day, metric, reason) DO UPDATE SET count = count + excluded.count",
+                )
+                .map_err(fail)?;
+            let mut letter = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO migrate_dead_letters (file_id, line, seq, record)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(fail)?;
+            for chunk in chunks {
+                watermark
+                    .execute(params![
+                        chunk.file,
+                        chunk.last_line as i64,
+                        (chunk.index + 1) as i64,
+                        chunk.end_of_file
+                    ])
+                    .map_err(fail)?;
+                for ((day, metric, reason), value) in &chunk.counts {
+                    count
+                        .execute(params![day, metric, reason, *value as i64])
+                        .map_err(fail)?;
+                }
+                for (seq, (line, record)) in chunk.dead_letters.iter().enumerate() {
+                    letter
+                        .execute(params![chunk.file, *line as i64, seq as i64, record])
+                        .map_err(fail)?;
+                }
+            }
+        }
+        transaction.commit().map_err(fail)
+    }
+
+    /// Every count: (day, metric, reason) → count.
+    pub fn day_counts(&self) -> Result<BTreeMap<(String, String, String), u64>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT day, metric, reason, count FROM migrate_days")
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    (row.get(0)?, row.get(1)?, row.get(2)?),
+                    row.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
+    /// Every dead letter, in file and line order.
+    pub fn dead_letters(&self) -> Result<Vec<String>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT record FROM migrate_dead_letters ORDER BY file_id, line, seq")
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map([], |row| row.get(0))
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
+    /// Files in the migration, and how many are read to their end and done without problem.
+    pub fn file_totals(&self) -> Result<(u64, u64), StateError> {
+        self.connection
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(finished AND problem IS NULL), 0) FROM migrate_files",
+                [],
+                |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(self.fail())
+    }
+
+    /// (source, problem) of every file with a problem.
+    pub fn problems(&self) -> Result<Vec<(String, String)>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT source, problem FROM migrate_files WHERE problem IS NOT NULL ORDER BY source")
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_add_up_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut state = State::open(dir.path()).expect("opens");
+        let file = state.file("export/a.json.gz", 10, "f1").expect("file");
+        assert_eq!(
+            (file.rows_done, file.chunks_done, file.finished),
+            (0, 0, false)
+        );
+        let mut counts = DayCounts::new();
+        counts.insert(("2024-07-06".into(), "rows", String::new()), 3);
+        counts.insert(("2024-07-06".into(), "rejected", "bad_timestamp".into()), 1);
+        let chunk = ChunkCommit {
+            file: file.id,
+            index: 0,
+            last_line: 3,
+            end_of_file: false,
+            counts: counts.clone(),
+            dead_letters: vec![(2, "{\"message\":\"x\"}".into())],
+        };
+        state.commit(std::slice::from_ref(&chunk)).expect("commit");
+        state
+            .commit(&[ChunkCommit {
+                index: 1,
+                last_line: 5,
+                end_of_file: true,
+                dead_letters: Vec::new(),
+                ..chunk
+            }])
+            .expect("commit");
+        drop(state);
+        let state = State::open(dir.path()).expect("reopens");
+        let file = state.file("export/a.json.gz", 10, "f1").expect("file");
+        assert_eq!(
+            (file.rows_done, file.chunks_done, file.finished),
+            (5, 2, true)
+        );
+        let counts = state.day_counts().expect("counts");
+        assert_eq!(
+            counts[&("2024-07-06".into(), "rows".into(), String::new())],
+            6
+        );
+        assert_eq!(
+            state.dead_letters().expect("letters"),
+            ["{\"message\":\"x\"}"]
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! `amplitude-posthog migrate` as a user runs it: the real binary, real HTTP to the PostHog
+//! capture stand-in on loopback, a real SQLite state. Every event `map` produces arrives,
+//! every alias the sidecar's rule gives, the dead letters equal the refused rows, the counts
+//! add up; kills at any moment and PostHog's faults lose nothing; bad input gets one clear line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use amplitude_posthog::MappingOutcome;
+use amplitude_posthog::generator::{ExportLayout, Generator, GeneratorConfig, write_export};
+use amplitude_posthog::input::{LineReader, discover};
+use amplitude_posthog_test_support::posthog_capture::{Fault, PostHogCapture, StoredEvent};
+use serde_json::Value;
+
+use crate::support::vector::{expected_pairs, is_from_sidecar};
+
+const KEY: &str = "phc_migrate_test_key_0123456789";
+
+/// An export on disk, a key file and a state directory.
+struct Setup {
+    dir: tempfile::TempDir,
+    lines: Vec<Vec<u8>>,
+}
+
+impl Setup {
+    fn generated(rows: u64, seed: u64, broken_share: f64) -> Setup {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = GeneratorConfig {
+            rows,
+            seed,
+            broken_share,
+            days: 3,
+            ..GeneratorConfig::default()
+        };
+        let layout = ExportLayout {
+            out_dir: Some(dir.path().join("export")),
+            zip: None,
+            project_id: config.project_id,
+            seed,
+        };
+        write_export(&layout, Generator::new(config)).expect("export written");
+        std::fs::write(dir.path().join("key"), format!("{KEY}\n")).expect("key");
+        let lines = read_all(&dir.path().join("export"));
+        Setup { dir, lines }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `migrate export --posthog-host HOST --api-key-file key --state state …`.
+    fn command(&self, host: &str, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"));
+        command
+            .arg("migrate")
+            .arg(self.path("export"))
+            .args(["--posthog-host", host, "--api-key-file"])
+            .arg(self.path("key"))
+            .arg("--state")
+            .arg(self.path("state"))
+            .args(["--initial-backoff-ms", "20", "--max-backoff-ms", "200"])
+            .args(extra);
+        command
+    }
+
+    fn migrate(&self, host: &str, extra: &[&str]) -> Output {
+        self.command(host, extra).output().expect("migrate runs")
+    }
+}
+
+fn read_all(export: &Path) -> Vec<Vec<u8>> {
+    let mut lines = Vec::new();
+    for source in discover(&[export.to_path_buf()]).expect("inputs") {
+        let mut reader = LineReader::open(source).expect("readable");
+        let mut line = Vec::new();
+        while reader.next_line(&mut line).expect("readable").is_some() {
+            lines.push(line.clone());
+        }
+    }
+    lines
+}
+
+/// What `map` makes of the rows: events by uuid, and the rejected rows' reasons.
+struct Expected {
+    events: BTreeMap<String, Value>,
+    rows: u64,
+    mapped: u64,
+    skipped: u64,
+    rejected: BTreeMap<String, u64>,
+}
+
+fn expected(lines: &[Vec<u8>]) -> Expected {
+    let mut expected = Expected {
+        events: BTreeMap::new(),
+        rows: lines.len() as u64,
+        mapped: 0,
+        skipped: 0,
+        rejected: BTreeMap::new(),
+    };
+    for line in lines {
+        match amplitude_posthog_transform::map_line(line) {
+            MappingOutcome::Events(events) => {
+                expected.mapped += 1;
+                for event in events {
+                    let event: Value = serde_json::from_str(&event).expect("json");
+                    expected
+                        .events
+                        .insert(event["uuid"].as_str().expect("uuid").to_owned(), event);
+                }
+            }
+            MappingOutcome::Skipped(_) => expected.skipped += 1,
+            MappingOutcome::Rejected(reason) => {
+                *expected
+                    .rejected
+                    .entry(reason.as_str().to_owned())
+                    .or_default() += 1
+            }
+        }
+    }
+    expected
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The migrated events PostHog holds, by uuid (the sidecar's aliases and groups set apart).
+fn migrated(stored: &[StoredEvent]) -> BTreeMap<String, Value> {
+    stored
+        .iter()
+        .filter(|stored| !is_from_sidecar(&stored.event))
+        .map(|stored| (stored.uuid.clone().expect("uuid"), stored.event.clone()))
+        .collect()
+}
+
+/// Device → user of every alias PostHog holds.
+fn aliases(stored: &[StoredEvent]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut aliases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for stored in stored {
+        if stored.event["event"] == "$create_alias" {
+            aliases
+                .entry(
+                    stored.event["properties"]["alias"]
+                        .as_str()
+                        .expect("alias")
+                        .to_owned(),
+                )
+                .or_default()
+                .insert(
+                    stored.event["distinct_id"]
+                        .as_str()
+                        .expect("user")
+                        .to_owned(),
+                );
+        }
+    }
+    aliases
+}
+
+/// Checks PostHog holds exactly the expected events and one alias per expected device.
+fn assert_everything_arrived(setup: &Setup, capture: &PostHogCapture, expected: &Expected) {
+    let stored = capture.stored();
+    assert!(stored.iter().all(|event| event.historical_migration));
+    let arrived = migrated(&stored);
+    let missing = expected
+        .events
+        .keys()
+        .filter(|uuid| !arrived.contains_key(*uuid))
+        .count();
+    let extra = arrived
+        .keys()
+        .filter(|uuid| !expected.events.contains_key(*uuid))
+        .count();
+    assert_eq!((missing, extra), (0, 0), "missing and unexpected events");
+    for (uuid, event) in &expected.events {
+        assert_eq!(&arrived[uuid], event, "event {uuid} arrived as mapped");
+    }
+    let pairs = expected_pairs(&setup.lines);
+    let aliases = aliases(&stored);
+    assert_eq!(
+        aliases.keys().collect::<BTreeSet<_>>(),
+        pairs.keys().collect::<BTreeSet<_>>()
+    );
+    for (device, users) in &aliases {
+        assert_eq!(users.len(), 1, "{device} aliased to one user: {users:?}");
+        assert!(pairs[device].is_superset(users));
+    }
+}
+
+/// The summary's first two lines, as numbers.
+fn summary(stderr: &str) -> (Vec<u64>, Vec<u64>) {
+    let numbers = |prefix: &str| -> Vec<u64> {
+        let line = stderr
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{stderr}"));
+        line.split(|c: char| !c.is_ascii_digit())
+            .filter(|part| !part.is_empty())
+            .map(|part| part.parse().expect("a number"))
+            .collect()
+    };
+    (numbers("rows "), numbers("events "))
+}
+
+#[test]
+fn a_migration_delivers_every_event_and_alias_and_its_counts_add_up() {
+    let setup = Setup::generated(100_000, 41, 0.01);
+    let expected = expected(&setup.lines);
+    let capture = PostHogCapture::start(KEY);
+    let output = setup.migrate(&capture.url(), &[]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_everything_arrived(&setup, &capture, &expected);
+    let rejected: u64 = expected.rejected.values().sum();
+    let events = expected.events.len() as u64;
+    assert_eq!(
+        summary(&text),
+        (
+            vec![expected.rows, expected.mapped, expected.skipped, rejected],
+            vec![events, events, 0]
+        )
+    );
+    assert!(!text.contains(KEY), "the key is never printed");
+    // The dead letters are the refused rows, in Vector's shape, with the mapping's reasons.
+    let letters = std::fs::read_to_string(setup.path("state/dead-letters.jsonl")).expect("letters");
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for letter in letters.lines() {
+        let letter: Value = serde_json::from_str(letter).expect("json");
+        assert_eq!(letter["metadata"]["dropped"]["component_id"], "migrate");
+        *reasons
+            .entry(
+                letter["metadata"]["dropped"]["message"]
+                    .as_str()
+                    .expect("reason")
+                    .to_owned(),
+            )
+            .or_default() += 1;
+    }
+    assert_eq!(reasons, expected.rejected);
+
+    // The same command again: nothing left to send, the same totals.
+    let requests = capture.requests().len();
+    let again = setup.migrate(&capture.url(), &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(capture.requests().len(), requests, "nothing sent twice");
+    assert_eq!(summary(&stderr(&again)), summary(&text));
+}
+
+#[test]
+fn a_dry_run_counts_everything_and_sends_and_writes_nothing() {
+    let setup = Setup::generated(3_000, 42, 0.02);
+    let expected = expected(&setup.lines);
+    let capture = PostHogCapture::start(KEY);
+    let output = setup.migrate(&capture.url(), &["--dry-run"]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(capture.requests().is_empty());
+    assert!(!setup.path("state").exists(), "a dry run writes no state");
+    let rejected: u64 = expected.rejected.values().sum();
+    assert_eq!(
+        summary(&text).0,
+        vec![expected.rows, expected.mapped, expected.skipped, rejected]
+    );
+    assert!(
+        text.contains(&format!(
+            "dry run: would send {} events in ",
+            expected.events.len()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn faults_from_posthog_lose_nothing_and_a_refused_event_is_dead_lettered_with_the_answer() {
+    let setup = Setup::generated(6_000, 43, 0.0);
+    let mut expected = expected(&setup.lines);
+    let capture = PostHogCapture::start(KEY);
+    // One event PostHog refuses (400 for its whole batch, bisected down to it).
+    let refused_user = expected
+        .events
+        .values()
+        .find(|event| event["event"] != "$groupidentify")
+        .map(|event| event["distinct_id"].as_str().expect("id").to_owned())
+        .expect("an event");
+    capture.refuse_distinct_id(&refused_user);
+    capture.limit_batch_events(400);
+    capture.inject([
+        Fault::Status(503),
+        Fault::Status(503),
+        Fault::RateLimited {
+            retry_after_seconds: 1,
+        },
+        Fault::Disconnect,
+        Fault::StoreThenDisconnect,
+        Fault::PartialThen503 { accepted: 50 },
+        Fault::Status(502),
+    ]);
+    let output = setup.migrate(&capture.url(), &["--batch-size", "1000"]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    // Every event of the refused user went to the dead letters with PostHog's answer.
+    let refused: BTreeSet<String> = expected
+        .events
+        .iter()
+        .filter(|(_, event)| event["distinct_id"] == refused_user.as_str())
+        .map(|(uuid, _)| uuid.clone())
+        .collect();
+    assert!(!refused.is_empty());
+    let letters = std::fs::read_to_string(setup.path("state/dead-letters.jsonl")).expect("letters");
+    let dead: Vec<Value> = letters
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect();
+    assert_eq!(dead.len(), refused.len(), "{letters}");
+    for letter in &dead {
+        let reason = letter["metadata"]["dropped"]["message"]
+            .as_str()
+            .expect("reason");
+        assert!(
+            reason.starts_with("PostHog refused the batch (400)"),
+            "{reason}"
+        );
+    }
+    expected.events.retain(|uuid, _| !refused.contains(uuid));
+    let arrived = migrated(&capture.stored());
+    assert_eq!(
+        arrived.keys().collect::<BTreeSet<_>>(),
+        expected.events.keys().collect::<BTreeSet<_>>()
+    );
+    let (rows, events) = summary(&text);
+    assert_eq!(rows[0], setup.lines.len() as u64);
+    let produced = expected.events.len() as u64 + refused.len() as u64;
+    assert_eq!(
+        events,
+        vec![
+            produced,
+            produced - refused.len() as u64,
+            refused.len() as u64
+        ]
+    );
+    assert!(text.contains("retries") || !text.is_empty());
+}
+
+#[test]
+fn a_refused_key_stops_at_once_marks_nothing_delivered_and_never_prints_the_key() {
+    let setup = Setup::generated(2_000, 44, 0.0);
+    let expected = expected(&setup.lines);
+    // A PostHog that refuses the key (every request answered 401)…
+    let refusing = PostHogCapture::start(KEY);
+    refusing.inject(std::iter::repeat_n(Fault::Status(401), 1000));
+    let output = setup.migrate(&refusing.url(), &[]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("PostHog answered 401 to the project API key"),
+        "{text}"
+    );
+    assert!(!text.contains(KEY), "{text}");
+    let (_, events) = summary(&text);
+    assert_eq!(events[1], 0, "nothing delivered: {text}");
+    assert!(refusing.stored().is_empty());
+    // …then the right host and key: the same state finishes the job.
+    let capture = PostHogCapture::start(KEY);
+    let again = setup.migrate(&capture.url(), &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_everything_arrived(&setup, &capture, &expected);
+}
+
+#[test]
+fn killed_at_random_moments_the_same_command_loses_nothing_and_counts_once() {
+    let setup = Setup::generated(40_000, 45, 0.01);
+    let expected = expected(&setup.lines);
+    let capture = PostHogCapture::start(KEY);
+    // Slow PostHog down a little so kills land in reading, sending and the alias phase.
+    let mut kills = 0;
+    for delay_ms in [300, 900, 1500, 2500, 4000] {
+        let mut child = setup
+            .command(
+                &capture.url(),
+                &["--batch-size", "500", "--concurrency", "2"],
+            )
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starts");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if child.try_wait().expect("status").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(kills >= 2, "only {kills} kills landed");
+    let output = setup.migrate(&capture.url(), &[]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_everything_arrived(&setup, &capture, &expected);
+    let rejected: u64 = expected.rejected.values().sum();
+    let events = expected.events.len() as u64;
+    // Counted once, whatever was sent twice.
+    assert_eq!(
+        summary(&text),
+        (
+            vec![expected.rows, expected.mapped, expected.skipped, rejected],
+            vec![events, events, 0]
+        )
+    );
+    let letters = std::fs::read_to_string(setup.path("state/dead-letters.jsonl")).expect("letters");
+    assert_eq!(letters.lines().count() as u64, rejected);
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_a_failing_exit() {
+    let setup = Setup::generated(500, 46, 0.0);
+    let capture = PostHogCapture::start(KEY);
+    // A missing directory.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"));
+    let output = command
+        .args(["migrate", "/nonexistent/export", "--posthog-host"])
+        .arg(capture.url())
+        .arg("--api-key-file")
+        .arg(setup.path("key"))
+        .arg("--state")
+        .arg(setup.path("state-missing"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "amplitude-posthog: cannot open /nonexistent/export: No such file or directory (os error 2)\n"
+    );
+    // A bad key file.
+    std::fs::write(setup.path("bad-key"), "phc key with spaces\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+        .arg("migrate")
+        .arg(setup.path("export"))
+        .args(["--posthog-host", &capture.url(), "--api-key-file"])
+        .arg(setup.path("bad-key"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "amplitude-posthog: the PostHog project API key is empty or malformed (one line of printable ASCII expected)\n"
+    );
+    // An unreadable gzip among good files: the others migrate, the file is named, exit 1.
+    let broken = setup.path("export/187520/187520_2024-01-01_0#99.json.gz");
+    std::fs::write(&broken, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).expect("write");
+    let output = setup.migrate(&capture.url(), &[]);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines().any(|line| line.starts_with("  problem: cannot read ") && line.contains("#99.json.gz")),
+        "{text}"
+    );
+    assert!(!capture.stored().is_empty(), "the good files were migrated");
+}

@@ -1,0 +1,161 @@
+//! §3.1 Identity records: what a row tells the identity sidecar, beside its events.
+//!
+//! - `{"kind":"identity","user_id":…,"device_id":…,"timestamp":…}` when the row's user_id and
+//!   device_id are both usable (§3) and differ: the device's anonymous events belong to that
+//!   user (the sidecar sends one `$create_alias` per device, to its first user);
+//! - `{"kind":"groups","groups":{type: key},"group_properties":{type: {key: {…}}},"timestamp":…}`
+//!   when the row has groups (§9): each group's latest property set, for `$groupidentify`.
+//!   Only the row's own groups whose set is an object appear under `group_properties`, each
+//!   entry under Vector's nesting budget (§2, as in `$group_set`).
+//!
+//! Both need the row's time (§4). Mapped and skipped rows give records; a refused row gives
+//! none (it goes to the dead letters whole, and a replay after the fix brings both).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::groups::{group_set, posthog_groups};
+use crate::identity::usable_id;
+use crate::nesting::limit_entries;
+use crate::row::{AmplitudeRow, Field};
+
+/// One record for the identity sidecar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdentityRecord {
+    /// A device → user link.
+    Pair {
+        user_id: String,
+        device_id: String,
+        timestamp: String,
+    },
+    /// The row's groups and their property sets.
+    Groups {
+        groups: BTreeMap<String, String>,
+        group_properties: Map<String, Value>,
+        timestamp: String,
+    },
+}
+
+impl IdentityRecord {
+    /// The record as the sidecar receives it: compact JSON, keys sorted.
+    pub fn to_json(&self) -> String {
+        let mut record = Map::new();
+        match self {
+            IdentityRecord::Pair {
+                user_id,
+                device_id,
+                timestamp,
+            } => {
+                record.insert("kind".into(), Value::from("identity"));
+                record.insert("user_id".into(), Value::from(user_id.as_str()));
+                record.insert("device_id".into(), Value::from(device_id.as_str()));
+                record.insert("timestamp".into(), Value::from(timestamp.as_str()));
+            }
+            IdentityRecord::Groups {
+                groups,
+                group_properties,
+                timestamp,
+            } => {
+                record.insert("kind".into(), Value::from("groups"));
+                record.insert(
+                    "groups".into(),
+                    Value::Object(
+                        groups
+                            .iter()
+                            .map(|(group_type, key)| {
+                                (group_type.clone(), Value::from(key.as_str()))
+                            })
+                            .collect(),
+                    ),
+                );
+                record.insert(
+                    "group_properties".into(),
+                    Value::Object(group_properties.clone()),
+                );
+                record.insert("timestamp".into(), Value::from(timestamp.as_str()));
+            }
+        }
+        serde_json::to_string(&Value::Object(record)).unwrap_or_default()
+    }
+}
+
+/// The identity records of a row the mapping does not refuse, given its time (§4).
+pub fn identity_records(row: &AmplitudeRow, timestamp: &str) -> Vec<IdentityRecord> {
+    let mut records = Vec::new();
+    let usable = |field| {
+        row.string_value(field)
+            .as_deref()
+            .and_then(usable_id)
+            .map(str::to_owned)
+    };
+    if let (Some(user_id), Some(device_id)) = (usable(Field::UserId), usable(Field::DeviceId))
+        && user_id != device_id
+    {
+        records.push(IdentityRecord::Pair {
+            user_id,
+            device_id,
+            timestamp: timestamp.to_owned(),
+        });
+    }
+    let groups = posthog_groups(row);
+    if !groups.is_empty() {
+        let mut group_properties = Map::new();
+        for (group_type, group_key) in &groups {
+            let Some(mut set) = group_set(row, group_type, group_key) else {
+                continue;
+            };
+            limit_entries(&mut set);
+            group_properties
+                .entry(group_type.clone())
+                .or_insert_with(|| Value::Object(Map::new()))
+                .as_object_mut()
+                .expect("built as an object")
+                .insert(group_key.clone(), Value::Object(set));
+        }
+        records.push(IdentityRecord::Groups {
+            groups,
+            group_properties,
+            timestamp: timestamp.to_owned(),
+        });
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(line: &str) -> Vec<String> {
+        let row = AmplitudeRow::parse(line.as_bytes()).expect("row");
+        identity_records(&row, "2024-07-06T12:00:00.000Z")
+            .iter()
+            .map(IdentityRecord::to_json)
+            .collect()
+    }
+
+    #[test]
+    fn rule_3_1_a_pair_needs_two_usable_different_ids() {
+        assert_eq!(
+            records(r#"{"user_id":" u1 ","device_id":7}"#),
+            [
+                r#"{"device_id":"7","kind":"identity","timestamp":"2024-07-06T12:00:00.000Z","user_id":"u1"}"#
+            ]
+        );
+        assert!(records(r#"{"user_id":"u1","device_id":"u1 "}"#).is_empty());
+        assert!(records(r#"{"user_id":"null","device_id":"d1"}"#).is_empty());
+        assert!(records(r#"{"user_id":"u1"}"#).is_empty());
+    }
+
+    #[test]
+    fn rule_3_1_groups_carry_only_the_rows_own_object_sets() {
+        assert_eq!(
+            records(
+                r#"{"groups":{"company":["acme","x"],"team":"t","empty":""},"group_properties":{"company":{"acme":{"plan":"pro"},"other":{"a":1}},"team":{"t":"not an object"}}}"#
+            ),
+            [
+                r#"{"group_properties":{"company":{"acme":{"plan":"pro"}}},"groups":{"company":"acme","team":"t"},"kind":"groups","timestamp":"2024-07-06T12:00:00.000Z"}"#
+            ]
+        );
+    }
+}
