@@ -17,7 +17,9 @@
 //! VECTOR_BIN=/path/to/vector cargo bench --bench pipeline     # PIPELINE_ROWS=100000 by default
 //! ```
 //! Needs Vector (`VECTOR_BIN` or `vector` on `PATH`); the posthog-python part needs
-//! `pip install posthog` and is left out, saying so, without it. Results go to BENCHMARKS.md.
+//! `pip install posthog` and is left out, saying so, without it. `PIPELINE_CONFIG=DIR` runs
+//! another `vector.toml` and `vrl/` (say, an older version's) on the same rows. Results go to
+//! BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,6 +34,12 @@ const SEED: u64 = 9;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where `vector.toml` and `vrl/` come from: this repository, or `PIPELINE_CONFIG` (a
+/// directory holding another version of both, to measure a before and an after).
+fn config_root() -> PathBuf {
+    std::env::var_os("PIPELINE_CONFIG").map_or_else(|| root().to_path_buf(), PathBuf::from)
 }
 
 fn vector_binary() -> Option<PathBuf> {
@@ -110,14 +118,14 @@ fn workspace(export: &Path, edit: impl FnOnce(&mut toml::Table)) -> tempfile::Te
     for sub in ["vrl", "secrets", "vector-data", "dead-letters", "out"] {
         std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
     }
-    std::fs::copy(
-        root().join("vrl/amplitude_to_posthog.vrl"),
-        dir.path().join("vrl/amplitude_to_posthog.vrl"),
-    )
-    .expect("copy the program");
+    let shipped = config_root();
+    for program in amplitude_posthog::fs::walk_files(&shipped.join("vrl")).expect("vrl/") {
+        let name = program.file_name().expect("a file name");
+        std::fs::copy(&program, dir.path().join("vrl").join(name)).expect("copy a program");
+    }
     std::fs::write(dir.path().join("secrets/api_key"), "phc_bench\n").expect("key");
     let mut config: toml::Table =
-        toml::from_str(&std::fs::read_to_string(root().join("vector.toml")).expect("config"))
+        toml::from_str(&std::fs::read_to_string(shipped.join("vector.toml")).expect("config"))
             .expect("TOML");
     config["sources"]["amplitude"]["include"] =
         toml::Value::Array(vec![format!("{}/**/*.json.gz", export.display()).into()]);
