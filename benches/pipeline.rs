@@ -6,6 +6,8 @@
 //!   sinks: Vector's own cost;
 //! - the real Vector with the shipped `vector.toml`, only paths, hosts, ports and the rate
 //!   limit changed, into a counting capture endpoint (`tests/support/src/fast_capture.rs`);
+//! - `amplitude-posthog migrate` (the embedded engine, native mapping, defaults) into the same
+//!   kind of endpoint, with its peak resident set size and the size of its state database;
 //! - the approach of PostHog's migration guide (posthog-python, `historical_migration=True`,
 //!   100 events a batch; `benches/pipeline/posthog_python_baseline.py`) into the same endpoint.
 //!
@@ -16,10 +18,11 @@
 //! ```sh
 //! VECTOR_BIN=/path/to/vector cargo bench --bench pipeline     # PIPELINE_ROWS=100000 by default
 //! ```
-//! Needs Vector (`VECTOR_BIN` or `vector` on `PATH`); the posthog-python part needs
+//! The Vector runs need Vector (`VECTOR_BIN` or `vector` on `PATH`); the posthog-python part needs
 //! `pip install posthog` and is left out, saying so, without it. `PIPELINE_CONFIG=DIR` runs
-//! another `vector.toml` and `vrl/` (say, an older version's) on the same rows. Results go to
-//! BENCHMARKS.md.
+//! another `vector.toml` and `vrl/` (say, an older version's) on the same rows;
+//! `PIPELINE_RUNS=migrate,python` (any of `vector`, `migrate`, `python`) runs only those.
+//! Results go to BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -175,6 +178,67 @@ fn run_vector(vector: &Path, dir: &Path, mut done: impl FnMut() -> bool) -> Vect
     VectorRun { seconds, cpu }
 }
 
+struct MigrateRun {
+    seconds: f64,
+    cpu: f64,
+    peak_rss_mb: f64,
+    state_mb: f64,
+    summary: String,
+}
+
+/// Runs `migrate` over the export into `host` to its end; wall time, CPU and peak memory
+/// from the kernel's accounting of the child (`wait4`).
+#[expect(
+    clippy::zombie_processes,
+    reason = "wait4 reaps the child, which std's Child cannot see"
+)]
+fn run_migrate(cli: &str, export: &Path, host: &str) -> MigrateRun {
+    let state = tempfile::tempdir().expect("tmp");
+    let started = Instant::now();
+    let mut child = Command::new(cli)
+        .arg("migrate")
+        .arg(export)
+        .args(["--posthog-host", host, "--state"])
+        .arg(state.path())
+        .env("POSTHOG_API_KEY", "phc_bench")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("migrate starts");
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).expect("stderr");
+        text
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own child, not yet waited for; both pointers are valid.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = reader.join().expect("stderr read");
+    assert!(
+        waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "migrate failed: {summary}"
+    );
+    let time = |value: libc::timeval| value.tv_sec as f64 + value.tv_usec as f64 / 1e6;
+    let state_bytes: u64 = amplitude_posthog::fs::walk_files(state.path())
+        .expect("state listed")
+        .iter()
+        .filter(|file| !file.ends_with(amplitude_posthog::migrate::DEAD_LETTERS_FILE))
+        .filter_map(|file| std::fs::metadata(file).ok())
+        .map(|metadata| metadata.len())
+        .sum();
+    MigrateRun {
+        seconds,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        state_mb: state_bytes as f64 / 1e6,
+        summary,
+    }
+}
+
 /// Runs a command to its end; wall seconds.
 fn timed(command: &mut Command) -> (f64, std::process::Output) {
     let started = Instant::now();
@@ -188,10 +252,6 @@ fn main() {
     if !std::env::args().any(|argument| argument == "--bench") {
         return;
     }
-    let Some(vector) = vector_binary() else {
-        eprintln!("no Vector (set VECTOR_BIN or put vector on PATH): pipeline benchmark skipped");
-        return;
-    };
     let rows: u64 = std::env::var("PIPELINE_ROWS")
         .ok()
         .and_then(|rows| rows.parse().ok())
@@ -221,6 +281,9 @@ fn main() {
         expected.rejected
     );
 
+    let runs = std::env::var("PIPELINE_RUNS").unwrap_or_else(|_| "vector,migrate,python".into());
+    let wanted = |name: &str| runs.split(',').any(|run| run.trim() == name);
+
     // The mapping alone, as the CLI runs it.
     let cli = env!("CARGO_BIN_EXE_amplitude-posthog");
     let mut map_rates = Vec::new();
@@ -235,10 +298,92 @@ fn main() {
         println!("map --engine {engine} --threads 2: {seconds:.2} s, {rate:.0} rows/s");
         map_rates.push(rate);
     }
-    let vrl_rate = map_rates[0];
+    let (vrl_rate, native_rate) = (map_rates[0], map_rates[1]);
 
-    // (a) Vector into file sinks: its own cost.
-    let files = workspace(&export, |config| {
+    let vector_runs = wanted("vector")
+        .then(|| match vector_binary() {
+            Some(vector) => Some(vector_runs(&vector, &export, &expected)),
+            None => {
+                println!("no Vector (set VECTOR_BIN or put vector on PATH): Vector runs skipped");
+                None
+            }
+        })
+        .flatten();
+
+    // (c) `migrate` into a fresh counting endpoint.
+    let migrate_run = wanted("migrate").then(|| {
+        let capture = FastCapture::start();
+        let run = run_migrate(cli, &export, &capture.url());
+        let received = capture.received();
+        assert!(
+            received.distinct >= expected.events,
+            "migrate delivered {} of {} events",
+            received.distinct,
+            expected.events
+        );
+        print!("{}", run.summary);
+        run
+    });
+
+    // (d) posthog-python into a fresh counting endpoint.
+    let python_rate = wanted("python").then(|| python_baseline(&export)).flatten();
+
+    let events = expected.events as f64;
+    println!();
+    println!("| run | seconds | rows/s | events/s | CPU s per million events |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, seconds: f64, cpu: f64| {
+        println!(
+            "| {name} | {seconds:.2} | {:.0} | {:.0} | {:.1} |",
+            expected.rows as f64 / seconds,
+            events / seconds,
+            cpu / (events / 1e6)
+        );
+    };
+    if let Some([files, http]) = &vector_runs {
+        row("Vector → file sinks", files.seconds, files.cpu);
+        row("Vector → capture endpoint", http.seconds, http.cpu);
+    }
+    if let Some(run) = &migrate_run {
+        row("migrate → capture endpoint", run.seconds, run.cpu);
+    }
+    println!();
+    if let Some([files, http]) = &vector_runs {
+        println!(
+            "ratio: Vector → file sinks = {:.2} × map --engine vrl --threads 2 (rows/s)",
+            expected.rows as f64 / files.seconds / vrl_rate
+        );
+        if let Some(python_rate) = python_rate {
+            println!(
+                "ratio: Vector → capture endpoint = {:.2} × posthog-python ({python_rate:.0} events/s)",
+                events / http.seconds / python_rate
+            );
+        }
+    }
+    if let Some(run) = &migrate_run {
+        println!(
+            "ratio: migrate = {:.2} × map --engine native --threads 2 (rows/s)",
+            expected.rows as f64 / run.seconds / native_rate
+        );
+        if let Some(python_rate) = python_rate {
+            println!(
+                "ratio: migrate = {:.2} × posthog-python ({python_rate:.0} events/s)",
+                events / run.seconds / python_rate
+            );
+        }
+        println!(
+            "migrate: peak RSS {:.1} MB, state {:.1} MB ({:.1} MB per million rows)",
+            run.peak_rss_mb,
+            run.state_mb,
+            run.state_mb / (expected.rows as f64 / 1e6)
+        );
+    }
+}
+
+/// (a) Vector into file sinks, its own cost, and (b) Vector into a counting capture
+/// endpoint, as shipped but for hosts, ports and the rate limit.
+fn vector_runs(vector: &Path, export: &Path, expected: &Expected) -> [VectorRun; 2] {
+    let files = workspace(export, |config| {
         for (name, path) in [
             ("posthog", "out/posthog.jsonl"),
             ("identity_sidecar", "out/identities.jsonl"),
@@ -260,35 +405,41 @@ fn main() {
     });
     let out = files.path().join("out/posthog.jsonl");
     let letters = files.path().join("dead-letters");
-    let file_run = run_vector(&vector, files.path(), || {
+    let file_run = run_vector(vector, files.path(), || {
         lines_under(&letters) >= expected.rejected
             && std::fs::metadata(&out).is_ok_and(|metadata| metadata.len() > 0)
             && lines_under(&out) >= expected.events
     });
 
-    // (b) Vector into a counting capture endpoint, as shipped but for hosts, ports and rate.
     let capture = FastCapture::start();
     let records = FastCapture::start();
-    let http = workspace(&export, |config| {
+    let http = workspace(export, |config| {
         let posthog = sink(config, "posthog");
         posthog["uri"] = format!("{}/batch/", capture.url()).into();
         posthog["request"]["rate_limit_num"] = 100_000.into();
         sink(config, "identity_sidecar")["uri"] = format!("{}/records", records.url()).into();
     });
     let letters = http.path().join("dead-letters");
-    let http_run = run_vector(&vector, http.path(), || {
+    let http_run = run_vector(vector, http.path(), || {
         capture.received().distinct >= expected.events && lines_under(&letters) >= expected.rejected
     });
     let received = capture.received();
+    println!(
+        "Vector's capture endpoint: {} requests, {} events ({} distinct)",
+        received.requests, received.events, received.distinct
+    );
+    [file_run, http_run]
+}
 
-    // (c) posthog-python into a fresh counting endpoint.
+/// The approach of PostHog's migration guide into a counting endpoint: events/s arrived.
+fn python_baseline(export: &Path) -> Option<f64> {
     let python = FastCapture::start();
     let baseline = Command::new("python3")
         .arg(root().join("benches/pipeline/posthog_python_baseline.py"))
         .arg(python.url())
-        .arg(&export)
+        .arg(export)
         .output();
-    let python_rate = match baseline {
+    match baseline {
         Ok(output) if output.status.success() => {
             let report: serde_json::Value =
                 serde_json::from_slice(&output.stdout).expect("one JSON line");
@@ -305,36 +456,5 @@ fn main() {
             println!("posthog-python baseline skipped (pip install posthog): {other:?}");
             None
         }
-    };
-
-    let events = expected.events as f64;
-    println!();
-    println!("| run | seconds | rows/s | events/s | Vector CPU s per million events |");
-    println!("|---|---|---|---|---|");
-    for (name, run) in [
-        ("Vector → file sinks", &file_run),
-        ("Vector → capture endpoint", &http_run),
-    ] {
-        println!(
-            "| {name} | {:.2} | {:.0} | {:.0} | {:.1} |",
-            run.seconds,
-            expected.rows as f64 / run.seconds,
-            events / run.seconds,
-            run.cpu / (events / 1e6)
-        );
     }
-    println!(
-        "\nratios: Vector → file sinks = {:.2} × map --engine vrl --threads 2 (rows/s)",
-        expected.rows as f64 / file_run.seconds / vrl_rate
-    );
-    if let Some(python_rate) = python_rate {
-        println!(
-            "        Vector → capture endpoint = {:.2} × posthog-python ({python_rate:.0} events/s)",
-            events / http_run.seconds / python_rate
-        );
-    }
-    println!(
-        "capture endpoint: {} requests, {} events ({} distinct)",
-        received.requests, received.events, received.distinct
-    );
 }

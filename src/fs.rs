@@ -28,6 +28,15 @@ pub fn is_gzip_file(path: &Path) -> io::Result<bool> {
 /// a temporary name beside the target (`<name>.partial`), are flushed to disk, renamed over
 /// the target, and the directory entry is flushed too. Creates missing parent directories.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with(path, |writer| writer.write_all(bytes))
+}
+
+/// [`write_atomically`] for content too large to hold in memory: `write` streams it into a
+/// buffered writer of the temporary file.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -37,8 +46,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     temporary_name.push(".partial");
     let temporary = parent.join(temporary_name);
     {
-        let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
+        let mut writer = io::BufWriter::new(File::create(&temporary)?);
+        write(&mut writer)?;
+        let file = writer
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
     }
     fs::rename(&temporary, path)?;

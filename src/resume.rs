@@ -182,6 +182,20 @@ pub fn resume(
 }
 
 /// `(device, inode, position)` of a `dev_inode` checkpoint.
+/// The positions in a `checkpoints.json` by (device, inode); entries of other shapes are left
+/// out.
+pub fn checkpoint_positions(checkpoints_file: &Path) -> io::Result<BTreeMap<(u64, u64), u64>> {
+    let document: Value = serde_json::from_str(&fs::read_to_string(checkpoints_file)?)?;
+    Ok(document
+        .get("checkpoints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(dev_inode_checkpoint)
+        .map(|(device, inode, position)| ((device, inode), position))
+        .collect())
+}
+
 fn dev_inode_checkpoint(entry: &Value) -> Option<(u64, u64, u64)> {
     let pair = entry.get("fingerprint")?.get("dev_inode")?.as_array()?;
     match (

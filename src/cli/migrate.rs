@@ -61,6 +61,17 @@ pub enum MigrateEngine {
     Vector,
 }
 
+/// Vector from `VECTOR_BIN`, else `vector` on `PATH`.
+fn vector_binary() -> Option<PathBuf> {
+    std::env::var_os("VECTOR_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|dir| dir.join("vector"))
+                .find(|candidate| candidate.is_file())
+        })
+}
+
 /// The key from the file or the environment; never printed.
 fn api_key(args: &MigrateArgs) -> anyhow::Result<String> {
     let key = match &args.api_key_file {
@@ -82,11 +93,14 @@ fn api_key(args: &MigrateArgs) -> anyhow::Result<String> {
 }
 
 pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    if args.engine == MigrateEngine::Vector {
-        bail!(
-            "--engine vector is not built yet: run Vector with vector.toml as the README's \"Run a migration with Vector\" says, or use the default --engine embedded"
-        );
-    }
+    let vector = match args.engine {
+        MigrateEngine::Vector if !args.dry_run => Some(vector_binary().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--engine vector needs Vector 0.58 or later: set VECTOR_BIN or put `vector` on PATH (or use the default --engine embedded)"
+            )
+        })?),
+        _ => None,
+    };
     let url = reqwest::Url::parse(&args.posthog_host).map_err(|error| {
         anyhow::anyhow!(
             "--posthog-host {:?} is not a URL: {error}",
@@ -115,7 +129,11 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     options.initial_backoff = Duration::from_millis(args.initial_backoff_ms);
     options.max_backoff = Duration::from_millis(args.max_backoff_ms.max(args.initial_backoff_ms));
 
-    let report = run(&options)?;
+    let report = match &vector {
+        Some(vector) => amplitude_posthog::migrate::vector::run(&options, vector)?,
+        // A dry run maps and counts in this process whatever the engine: nothing is sent.
+        None => run(&options)?,
+    };
     let summary = &report.summary;
     eprintln!("{summary}");
     if let Some(batches) = report.dry_run_batches {
@@ -136,15 +154,21 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             "stopped: PostHog answered {status} to the project API key: check --api-key-file or POSTHOG_API_KEY and --posthog-host. \
              Nothing PostHog refused is marked delivered; {again} once the key is right."
         ),
+        Stop::Interrupted if vector.is_some() => {
+            eprintln!("interrupted: Vector is stopped, its checkpoints and buffers kept; {again}.")
+        }
         Stop::Interrupted => {
             eprintln!("interrupted: every row before each file's watermark is done; {again}.")
         }
         Stop::Finished if summary.complete() => eprintln!(
             "done: every row is delivered or accounted for (dead letters: {})",
-            options
-                .state_dir
-                .join(amplitude_posthog::migrate::DEAD_LETTERS_FILE)
-                .display()
+            match vector {
+                Some(_) => options.state_dir.join("vector/dead-letters/"),
+                None => options
+                    .state_dir
+                    .join(amplitude_posthog::migrate::DEAD_LETTERS_FILE),
+            }
+            .display()
         ),
         Stop::Finished => {
             eprintln!("not complete: see the problems above; {again} once they are fixed.")

@@ -16,13 +16,14 @@ pub mod progress;
 pub mod state;
 pub mod summary;
 pub mod tracker;
+pub mod vector;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::EngineKind;
 
-pub use pipeline::run;
+pub use pipeline::{RunReport, run};
 
 /// Everything `migrate` needs to know.
 #[derive(Debug, Clone)]
@@ -103,6 +104,8 @@ pub enum MigrateError {
     Client(String),
     #[error("the identity store failed: {0}")]
     Identities(String),
+    #[error("{0}")]
+    Vector(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

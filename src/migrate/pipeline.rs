@@ -989,16 +989,16 @@ fn start_identity_sender(
     Ok((signals, shutdown_tx))
 }
 
-/// Rewrites `<state>/dead-letters.jsonl` from the state, atomically.
+/// Rewrites `<state>/dead-letters.jsonl` from the state, atomically, one record at a time.
 fn write_dead_letters(state: &State, dir: &Path) -> Result<(), MigrateError> {
-    let mut text = String::new();
-    for record in state.dead_letters()? {
-        text.push_str(&record);
-        text.push('\n');
-    }
     let path = dir.join(DEAD_LETTERS_FILE);
-    crate::fs::write_atomically(&path, text.as_bytes())
-        .map_err(|source| MigrateError::Write { path, source })
+    crate::fs::write_atomically_with(&path, |writer| {
+        state.for_each_dead_letter(|record| {
+            writer.write_all(record.as_bytes())?;
+            writer.write_all(b"\n")
+        })
+    })
+    .map_err(|source| MigrateError::Write { path, source })
 }
 
 #[cfg(test)]

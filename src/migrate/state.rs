@@ -272,16 +272,24 @@ impl State {
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
-    /// Every dead letter, in file and line order.
-    pub fn dead_letters(&self) -> Result<Vec<String>, StateError> {
+    /// Hands every dead letter, in file and line order, to `each`, one at a time (they can
+    /// outgrow memory: a refused row may be megabytes). A database error comes back as an
+    /// I/O error, like `each`'s own.
+    pub fn for_each_dead_letter(
+        &self,
+        mut each: impl FnMut(&str) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let database = |source| std::io::Error::other(self.fail()(source));
         let mut statement = self
             .connection
             .prepare("SELECT record FROM migrate_dead_letters ORDER BY file_id, line, seq")
-            .map_err(self.fail())?;
-        let rows = statement
-            .query_map([], |row| row.get(0))
-            .map_err(self.fail())?;
-        rows.collect::<Result<_, _>>().map_err(self.fail())
+            .map_err(database)?;
+        let mut rows = statement.query([]).map_err(database)?;
+        while let Some(row) = rows.next().map_err(database)? {
+            let record: String = row.get(0).map_err(database)?;
+            each(&record)?;
+        }
+        Ok(())
     }
 
     /// Files in the migration, and how many are read to their end and done without problem.
@@ -354,9 +362,13 @@ mod tests {
             counts[&("2024-07-06".into(), "rows".into(), String::new())],
             6
         );
-        assert_eq!(
-            state.dead_letters().expect("letters"),
-            ["{\"message\":\"x\"}"]
-        );
+        let mut letters = Vec::new();
+        state
+            .for_each_dead_letter(|record| {
+                letters.push(record.to_owned());
+                Ok(())
+            })
+            .expect("letters");
+        assert_eq!(letters, ["{\"message\":\"x\"}"]);
     }
 }

@@ -455,3 +455,140 @@ fn bad_input_gets_one_clear_line_and_a_failing_exit() {
     );
     assert!(!capture.stored().is_empty(), "the good files were migrated");
 }
+
+/// `migrate --engine vector` as a user runs it, or `None` (one line said) without Vector.
+fn vector_command(setup: &Setup, host: &str) -> Option<Command> {
+    let vector = crate::support::vector::vector()?;
+    let mut command = setup.command(host, &["--engine", "vector"]);
+    command.env("VECTOR_BIN", vector);
+    Some(command)
+}
+
+/// Reasons in Vector's dead letters under the state, repeats included.
+fn vector_dead_letters(setup: &Setup) -> BTreeMap<String, u64> {
+    let mut reasons = BTreeMap::new();
+    for file in amplitude_posthog::fs::walk_files(&setup.path("state/vector/dead-letters"))
+        .expect("dead letters")
+    {
+        for letter in std::fs::read_to_string(file).expect("letters").lines() {
+            let letter: Value = serde_json::from_str(letter).expect("json");
+            *reasons
+                .entry(
+                    letter["metadata"]["dropped"]["message"]
+                        .as_str()
+                        .expect("reason")
+                        .to_owned(),
+                )
+                .or_default() += 1;
+        }
+    }
+    reasons
+}
+
+#[test]
+fn the_vector_engine_delivers_everything_through_faults_and_a_rerun_sends_nothing() {
+    let setup = Setup::generated(20_000, 47, 0.01);
+    let capture = PostHogCapture::start(KEY);
+    let Some(mut command) = vector_command(&setup, &capture.url()) else {
+        return;
+    };
+    let expected = expected(&setup.lines);
+    capture.inject([
+        Fault::Status(503),
+        Fault::Disconnect,
+        Fault::RateLimited {
+            retry_after_seconds: 1,
+        },
+        Fault::PartialThen503 { accepted: 10 },
+    ]);
+    let output = command.output().expect("migrate runs");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_everything_arrived(&setup, &capture, &expected);
+    let rejected: u64 = expected.rejected.values().sum();
+    let events = expected.events.len() as u64;
+    assert_eq!(
+        summary(&text),
+        (
+            vec![expected.rows, expected.mapped, expected.skipped, rejected],
+            vec![events, events, 0]
+        )
+    );
+    assert_eq!(vector_dead_letters(&setup), expected.rejected);
+    assert!(!text.contains(KEY), "the key is never printed");
+    let config = std::fs::read_to_string(setup.path("state/vector/vector.toml")).expect("config");
+    assert!(!config.contains(KEY), "the key is not in the config");
+    let key = setup.path("state/vector/secrets/api_key");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&key).expect("key").permissions()
+        ) & 0o777,
+        0o600
+    );
+
+    // The same command again: Vector finds every file read, nothing is sent.
+    let requests = capture.requests().len();
+    let again = vector_command(&setup, &capture.url())
+        .expect("Vector")
+        .output()
+        .expect("migrate runs");
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(capture.requests().len(), requests, "nothing sent twice");
+    assert_eq!(summary(&stderr(&again)), summary(&text));
+}
+
+#[test]
+fn the_vector_engine_killed_mid_run_resumes_with_nothing_lost() {
+    let setup = Setup::generated(30_000, 48, 0.005);
+    let capture = PostHogCapture::start(KEY);
+    let Some(mut command) = vector_command(&setup, &capture.url()) else {
+        return;
+    };
+    let expected = expected(&setup.lines);
+    let mut child = command
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    // Long enough for Vector to be in the middle of the export.
+    let started = std::time::Instant::now();
+    while capture.requests().len() < 3 && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        migrated(&capture.stored()).len() < expected.events.len(),
+        "the kill landed before the end"
+    );
+    // Vector died with it: the same command starts a new one on the same data directory.
+    let output = vector_command(&setup, &capture.url())
+        .expect("Vector")
+        .output()
+        .expect("migrate runs");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_everything_arrived(&setup, &capture, &expected);
+    let dead = vector_dead_letters(&setup);
+    for (reason, count) in &expected.rejected {
+        assert!(dead[reason] >= *count, "{reason}: {dead:?}");
+    }
+}
+
+#[test]
+fn the_vector_engine_stops_on_a_refused_key() {
+    let setup = Setup::generated(2_000, 49, 0.0);
+    let refusing = PostHogCapture::start(KEY);
+    let Some(mut command) = vector_command(&setup, &refusing.url()) else {
+        return;
+    };
+    refusing.inject(std::iter::repeat_n(Fault::Status(401), 1000));
+    let output = command.output().expect("migrate runs");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("PostHog answered 401 to the project API key"),
+        "{text}"
+    );
+    assert!(!text.contains(KEY), "{text}");
+    assert!(refusing.stored().is_empty());
+}
