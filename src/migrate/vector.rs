@@ -591,15 +591,21 @@ fn parse_metrics(text: &str) -> VectorMetrics {
     let mut metrics = VectorMetrics::default();
     let mut per_sink: BTreeMap<&str, [f64; 3]> = BTreeMap::new();
     for line in text.lines().filter(|line| !line.starts_with('#')) {
-        let Some((name_labels, rest)) = line.split_once(' ') else {
-            continue;
+        // `name{label="value",…} value [timestamp]`; label values may hold spaces.
+        let (name, labels, rest) = match (line.find('{'), line.rfind('}')) {
+            (Some(open), Some(close)) if open < close => {
+                (&line[..open], &line[open + 1..close], &line[close + 1..])
+            }
+            _ => match line.split_once(' ') {
+                Some((name, rest)) => (name, "", rest),
+                None => continue,
+            },
         };
         let value: f64 = rest
-            .split(' ')
+            .split_whitespace()
             .next()
             .and_then(|value| value.parse().ok())
             .unwrap_or(0.0);
-        let (name, labels) = name_labels.split_once('{').unwrap_or((name_labels, ""));
         let label = |key: &str| {
             labels.split(',').find_map(|pair| {
                 pair.strip_prefix(key)?
