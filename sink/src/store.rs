@@ -2,6 +2,7 @@
 //! each group's latest property set, and counters. A batch is committed before the sidecar
 //! answers Vector; an alias is marked sent only after PostHog accepted it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -323,6 +324,37 @@ impl Store {
                 .optional()?
                 .flatten(),
         })
+    }
+
+    /// Aliases sent and conflicts by the UTC day of the pair's first sighting (`first_seen`'s
+    /// date): day → (sent, conflicts).
+    pub fn daily_counts(&self) -> rusqlite::Result<BTreeMap<String, (u64, u64)>> {
+        let mut days: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (sql, conflicts) in [
+            (
+                "SELECT substr(first_seen, 1, 10), count(*) FROM aliases WHERE status = 1 GROUP BY 1",
+                false,
+            ),
+            (
+                "SELECT substr(first_seen, 1, 10), count(*) FROM conflicts GROUP BY 1",
+                true,
+            ),
+        ] {
+            let mut statement = self.connection.prepare(sql)?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+            })?;
+            for row in rows {
+                let (day, count) = row?;
+                let slot = days.entry(day).or_default();
+                if conflicts {
+                    slot.1 += count;
+                } else {
+                    slot.0 += count;
+                }
+            }
+        }
+        Ok(days)
     }
 
     /// Conflicting links, for the operator: (device, later user, first seen).

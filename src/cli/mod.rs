@@ -5,7 +5,9 @@ mod generate;
 mod map;
 mod migrate;
 mod prepare;
+mod report;
 mod resume;
+mod verify;
 mod wasm_module;
 
 use std::process::ExitCode;
@@ -27,6 +29,10 @@ pub struct Cli {
 enum Command {
     /// Migrate an export to PostHog in one command: resumable, with progress and a summary.
     Migrate(migrate::MigrateArgs),
+    /// The reconciliation report of a migration, per day: report.json and report.html.
+    Report(report::ReportArgs),
+    /// Ask PostHog how many migrated events it holds per day and compare with the report.
+    Verify(verify::VerifyArgs),
     /// Map Amplitude export rows (JSON lines, plain or gzip) to PostHog events.
     Map(map::MapArgs),
     /// Generate a realistic, deterministic Amplitude export for tests and benchmarks.
@@ -47,6 +53,8 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Migrate(args) => migrate::run_command(args),
+        Command::Report(args) => report::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Map(args) => map::run(args),
         Command::Generate(args) => generate::run(args),
         Command::WasmModule(args) => wasm_module::run(args),

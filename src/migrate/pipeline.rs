@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use super::delivery::{Poster, Undelivered, deliver};
 use super::progress::{Counters, Progress};
-use super::state::{ChunkCommit, DayCounts, State, UNKNOWN_DAY};
+use super::state::{ChunkCommit, DayCounts, Example, State, UNKNOWN_DAY};
 use super::summary::{MigrationSummary, metric};
 use super::tracker::{FileId, Tracker};
 use super::{DEAD_LETTERS_FILE, MigrateError, MigrateOptions, Stop};
@@ -85,6 +85,7 @@ struct MappedChunk {
 struct Pending {
     counts: DayCounts,
     dead_letters: Vec<(u64, String)>,
+    examples: Vec<Example>,
     end_of_file: bool,
 }
 
@@ -651,6 +652,9 @@ fn assemble(
         bytes: 0,
     };
     let mut turn = 0;
+    // Reasons this run has an example row of already.
+    let mut exemplified: std::collections::HashSet<(&'static str, String)> =
+        std::collections::HashSet::new();
     let mut finished = vec![false; from_mappers.len()];
     let mut result = Ok(());
     while !finished.iter().all(|done| *done) {
@@ -684,19 +688,28 @@ fn assemble(
                     .or_default() += value;
             };
             count(metric::ROWS, "", 1);
-            match &mapped.outcome {
+            let not_mapped = match &mapped.outcome {
                 MappingOutcome::Events(events) => {
                     count(metric::MAPPED, "", 1);
                     count(metric::EVENTS, "", events.len() as u64);
+                    None
                 }
-                MappingOutcome::Skipped(reason) => count(metric::SKIPPED, reason.as_str(), 1),
-                MappingOutcome::Rejected(reason) => {
-                    count(metric::REJECTED, reason.as_str(), 1);
+                MappingOutcome::Skipped(reason) => Some((metric::SKIPPED, reason.as_str())),
+                MappingOutcome::Rejected(reason) => Some((metric::REJECTED, reason.as_str())),
+            };
+            if let Some((name, reason)) = not_mapped {
+                count(name, reason, 1);
+                if exemplified.insert((name, reason.to_owned())) {
+                    pending
+                        .examples
+                        .push(Example::new(name, reason, &chunk.name, *line, row));
+                }
+                if name == metric::REJECTED {
                     let letter = DeadLetter {
                         file: &chunk.name,
                         line: *line,
                         row,
-                        reason: reason.as_str(),
+                        reason,
                         component: COMPONENT,
                     };
                     pending.dead_letters.push((*line, letter.to_json()));
@@ -884,6 +897,7 @@ fn committer(mut state: State, messages: Receiver<Commit>) -> Result<State, Migr
                 end_of_file: chunk.payload.end_of_file,
                 counts: delivered_counts(chunk.payload.counts),
                 dead_letters: chunk.payload.dead_letters,
+                examples: chunk.payload.examples,
             })
             .collect();
         state.commit(&done)?;
@@ -939,6 +953,13 @@ fn apply(
                         component: COMPONENT,
                     };
                     pending.dead_letters.push((origin.line, letter.to_json()));
+                    pending.examples.push(Example::new(
+                        metric::DEAD_LETTERED,
+                        "",
+                        &origin.name,
+                        origin.line,
+                        &origin.row,
+                    ));
                     *pending
                         .counts
                         .entry((origin.day.to_string(), metric::DEAD_LETTERED, String::new()))

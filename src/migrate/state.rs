@@ -15,7 +15,8 @@ pub const DATABASE: &str = "migration.sqlite";
 
 /// This module's schema, applied in order; `migrate_meta.schema` records how many ran. (The
 /// sidecar's store in the same file versions its own tables with `PRAGMA user_version`.)
-const MIGRATIONS: &[&str] = &["CREATE TABLE migrate_files (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE migrate_files (
         id INTEGER PRIMARY KEY,
         source TEXT NOT NULL UNIQUE,
         size INTEGER NOT NULL,
@@ -38,7 +39,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE migrate_files (
         seq INTEGER NOT NULL,
         record TEXT NOT NULL,
         PRIMARY KEY (file_id, line, seq)
-     ) WITHOUT ROWID;"];
+     ) WITHOUT ROWID;",
+    // One example row per outcome and reason, for the report.
+    "CREATE TABLE migrate_examples (
+        metric TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        file TEXT NOT NULL,
+        line INTEGER NOT NULL,
+        row TEXT NOT NULL,
+        PRIMARY KEY (metric, reason)
+     ) WITHOUT ROWID;",
+];
 
 /// Day of rows whose time is unknown (they were refused before a time was read).
 pub const UNKNOWN_DAY: &str = "unknown";
@@ -69,6 +80,43 @@ pub struct ChunkCommit {
     pub counts: DayCounts,
     /// (line, record): dead letters in the project's one shape.
     pub dead_letters: Vec<(u64, String)>,
+    /// The first row seen of a skip or refusal reason (kept when the state has none yet).
+    pub examples: Vec<Example>,
+}
+
+/// One example row of an outcome (`skipped`, `rejected`, `dead_lettered`) and reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Example {
+    pub metric: String,
+    pub reason: String,
+    pub file: String,
+    pub line: u64,
+    /// The row as read (at most [`EXAMPLE_BYTES`] of it, cut at a character boundary).
+    pub row: String,
+}
+
+/// How much of an example row is kept.
+pub const EXAMPLE_BYTES: usize = 2000;
+
+impl Example {
+    pub fn new(metric: &str, reason: &str, file: &str, line: u64, row: &[u8]) -> Example {
+        let mut row = String::from_utf8_lossy(row).into_owned();
+        if row.len() > EXAMPLE_BYTES {
+            let mut end = EXAMPLE_BYTES;
+            while !row.is_char_boundary(end) {
+                end -= 1;
+            }
+            row.truncate(end);
+            row.push('…');
+        }
+        Example {
+            metric: metric.to_owned(),
+            reason: reason.to_owned(),
+            file: file.to_owned(),
+            line,
+            row,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +279,24 @@ impl State {
                      VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(fail)?;
+            let mut example = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO migrate_examples (metric, reason, file, line, row)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(fail)?;
             for chunk in chunks {
+                for item in &chunk.examples {
+                    example
+                        .execute(params![
+                            item.metric,
+                            item.reason,
+                            item.file,
+                            item.line as i64,
+                            item.row
+                        ])
+                        .map_err(fail)?;
+                }
                 watermark
                     .execute(params![
                         chunk.file,
@@ -253,6 +318,26 @@ impl State {
             }
         }
         transaction.commit().map_err(fail)
+    }
+
+    /// The example rows, by outcome and reason.
+    pub fn examples(&self) -> Result<Vec<Example>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT metric, reason, file, line, row FROM migrate_examples ORDER BY metric, reason")
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Example {
+                    metric: row.get(0)?,
+                    reason: row.get(1)?,
+                    file: row.get(2)?,
+                    line: row.get::<_, i64>(3)? as u64,
+                    row: row.get(4)?,
+                })
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
     /// Every count: (day, metric, reason) → count.

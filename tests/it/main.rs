@@ -25,6 +25,8 @@ mod mapping_limits;
 mod migrate;
 /// `amplitude-posthog prepare`: export files checked, missing final newlines added.
 mod prepare;
+/// `report` and `verify` after a real migration: numbers, HTML, PostHog's counts.
+mod report_verify;
 /// The repository stands alone: no outside references, links resolve, the license.
 mod repository;
 /// `amplitude-posthog resume`: Vector checkpoints of partially read gzip files.

@@ -15,22 +15,27 @@ use serde_json::Value;
 
 use crate::support::vector::{expected_pairs, is_from_sidecar};
 
-const KEY: &str = "phc_migrate_test_key_0123456789";
+pub(crate) const KEY: &str = "phc_migrate_test_key_0123456789";
 
 /// An export on disk, a key file and a state directory.
-struct Setup {
+pub(crate) struct Setup {
     dir: tempfile::TempDir,
     lines: Vec<Vec<u8>>,
 }
 
 impl Setup {
     fn generated(rows: u64, seed: u64, broken_share: f64) -> Setup {
+        Setup::generated_over(rows, seed, broken_share, 3)
+    }
+
+    /// An export whose upload times spread over `days` days from 2024-01-01.
+    pub(crate) fn generated_over(rows: u64, seed: u64, broken_share: f64, days: u32) -> Setup {
         let dir = tempfile::tempdir().expect("tmp");
         let config = GeneratorConfig {
             rows,
             seed,
             broken_share,
-            days: 3,
+            days,
             ..GeneratorConfig::default()
         };
         let layout = ExportLayout {
@@ -45,7 +50,7 @@ impl Setup {
         Setup { dir, lines }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -64,7 +69,7 @@ impl Setup {
         command
     }
 
-    fn migrate(&self, host: &str, extra: &[&str]) -> Output {
+    pub(crate) fn migrate(&self, host: &str, extra: &[&str]) -> Output {
         self.command(host, extra).output().expect("migrate runs")
     }
 }
@@ -121,7 +126,7 @@ fn expected(lines: &[Vec<u8>]) -> Expected {
     expected
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -189,7 +194,7 @@ fn assert_everything_arrived(setup: &Setup, capture: &PostHogCapture, expected: 
 }
 
 /// The summary's first two lines, as numbers.
-fn summary(stderr: &str) -> (Vec<u64>, Vec<u64>) {
+pub(crate) fn summary(stderr: &str) -> (Vec<u64>, Vec<u64>) {
     let numbers = |prefix: &str| -> Vec<u64> {
         let line = stderr
             .lines()

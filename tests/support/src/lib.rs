@@ -8,4 +8,5 @@ pub mod amplitude_export;
 pub mod fast_capture;
 pub mod loopback;
 pub mod posthog_capture;
+pub mod posthog_query;
 pub mod process;

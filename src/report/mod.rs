@@ -1,0 +1,351 @@
+//! The reconciliation report of a migration: per UTC day of the events, what came in (rows,
+//! skipped and refused by reason) and what went out (events produced, delivered,
+//! dead-lettered, aliases sent, conflicts), from `migrate`'s state. Written as `report.json`
+//! (the schema is documented in `docs/ARCHITECTURE.md`, "The report") and as one
+//! self-contained `report.html` ([`html`]).
+
+pub mod html;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::migrate::state::{Example, State, StateError};
+use crate::migrate::summary::metric;
+
+/// The `schema` field of `report.json`; changes when a field changes meaning or goes away.
+pub const SCHEMA: &str = "amplitude-posthog/report/1";
+pub const JSON_FILE: &str = "report.json";
+pub const HTML_FILE: &str = "report.html";
+
+/// Counts of one day, or of the whole migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Rows of the export (each once).
+    pub rows: u64,
+    pub mapped: u64,
+    /// Skipped rows by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Rows the mapping refused, by reason (they are in the dead letters).
+    pub rejected: BTreeMap<String, u64>,
+    /// Events the mapping produced.
+    pub events: u64,
+    /// Events PostHog accepted.
+    pub delivered: u64,
+    /// Events PostHog refused for good (in the dead letters with its answer).
+    pub dead_lettered: u64,
+    /// `$create_alias` events sent for (device → user) pairs first seen that day.
+    pub aliases_sent: u64,
+    /// Later users of an already linked device, first seen that day (never sent).
+    pub alias_conflicts: u64,
+}
+
+impl Counts {
+    fn add(&mut self, name: &str, reason: &str, count: u64) {
+        match name {
+            metric::ROWS => self.rows += count,
+            metric::MAPPED => self.mapped += count,
+            metric::EVENTS => self.events += count,
+            metric::DELIVERED => self.delivered += count,
+            metric::DEAD_LETTERED => self.dead_lettered += count,
+            metric::SKIPPED => *self.skipped.entry(reason.to_owned()).or_default() += count,
+            metric::REJECTED => *self.rejected.entry(reason.to_owned()).or_default() += count,
+            _ => {}
+        }
+    }
+
+    fn absorb(&mut self, other: &Counts) {
+        self.rows += other.rows;
+        self.mapped += other.mapped;
+        self.events += other.events;
+        self.delivered += other.delivered;
+        self.dead_lettered += other.dead_lettered;
+        self.aliases_sent += other.aliases_sent;
+        self.alias_conflicts += other.alias_conflicts;
+        for (reason, count) in &other.skipped {
+            *self.skipped.entry(reason.clone()).or_default() += count;
+        }
+        for (reason, count) in &other.rejected {
+            *self.rejected.entry(reason.clone()).or_default() += count;
+        }
+    }
+
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// rows = mapped + skipped + rejected, and events = delivered + dead-lettered.
+    pub fn adds_up(&self) -> bool {
+        self.rows == self.mapped + self.skipped_total() + self.rejected_total()
+            && self.events == self.delivered + self.dead_lettered
+    }
+}
+
+/// One UTC day of event time (`unknown` for rows refused before a time was read).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Day {
+    pub day: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// Input files and their problems.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Files {
+    pub total: u64,
+    pub done: u64,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub problem: String,
+}
+
+/// The whole report, as `report.json` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    /// When the report was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The state it was made from.
+    pub state: String,
+    pub totals: Counts,
+    /// Aliases and group snapshots still to send.
+    pub aliases_pending: u64,
+    pub groups_pending: u64,
+    pub files: Files,
+    /// Every day with a count, in order.
+    pub days: Vec<Day>,
+    /// One example row per skip reason, refusal reason, and for events PostHog refused.
+    pub examples: Vec<Example>,
+    /// The last `verify` against PostHog's own counts, if any (`verify.json` in the state).
+    pub verify: Option<crate::verify::Verification>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no migration state in {0}: run `amplitude-posthog migrate` first (or give --state)")]
+    NoState(PathBuf),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot read the identity store {path}: {error}")]
+    Identities { path: PathBuf, error: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Report {
+    /// The report of the migration whose state is in `state_dir`.
+    pub fn from_state_dir(state_dir: &Path) -> Result<Report, ReportError> {
+        let database = state_dir.join(crate::migrate::state::DATABASE);
+        if !database.is_file() {
+            return Err(ReportError::NoState(state_dir.to_path_buf()));
+        }
+        let state = State::open(state_dir)?;
+        let store = posthog_alias_sink::store::Store::open(&database).map_err(|error| {
+            ReportError::Identities {
+                path: database.clone(),
+                error: error.to_string(),
+            }
+        })?;
+        let identities = |error: rusqlite::Error| ReportError::Identities {
+            path: database.clone(),
+            error: error.to_string(),
+        };
+        let outbox = store.counts().map_err(identities)?;
+        let mut report = Report::from_parts(
+            &state.day_counts()?,
+            &store.daily_counts().map_err(identities)?,
+            state.examples()?,
+        );
+        report.state = state_dir.display().to_string();
+        report.aliases_pending = outbox.pending;
+        report.groups_pending = outbox.groups_pending;
+        report.verify = std::fs::read(state_dir.join(crate::verify::VERIFY_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let (total, done) = state.file_totals()?;
+        report.files = Files {
+            total,
+            done,
+            problems: state
+                .problems()?
+                .into_iter()
+                .map(|(file, problem)| Problem { file, problem })
+                .collect(),
+        };
+        Ok(report)
+    }
+
+    /// The report of the state's (day, metric, reason) counts and the identity store's
+    /// per-day (aliases sent, conflicts).
+    pub fn from_parts(
+        counts: &BTreeMap<(String, String, String), u64>,
+        identities: &BTreeMap<String, (u64, u64)>,
+        examples: Vec<Example>,
+    ) -> Report {
+        let mut days: BTreeMap<String, Counts> = BTreeMap::new();
+        for ((day, name, reason), count) in counts {
+            days.entry(day.clone())
+                .or_default()
+                .add(name, reason, *count);
+        }
+        for (day, (sent, conflicts)) in identities {
+            let counts = days.entry(day.clone()).or_default();
+            counts.aliases_sent += sent;
+            counts.alias_conflicts += conflicts;
+        }
+        let mut totals = Counts::default();
+        for counts in days.values() {
+            totals.absorb(counts);
+        }
+        Report {
+            schema: SCHEMA,
+            generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            state: String::new(),
+            totals,
+            aliases_pending: 0,
+            groups_pending: 0,
+            files: Files::default(),
+            days: days
+                .into_iter()
+                .map(|(day, counts)| Day { day, counts })
+                .collect(),
+            examples,
+            verify: None,
+        }
+    }
+
+    /// Writes `report.json` and `report.html` into `dir`; their paths.
+    pub fn write(&self, dir: &Path) -> Result<(PathBuf, PathBuf), ReportError> {
+        let json_path = dir.join(JSON_FILE);
+        let html_path = dir.join(HTML_FILE);
+        let mut json = serde_json::to_vec_pretty(self).expect("a report serialises");
+        json.push(b'\n');
+        for (path, bytes) in [
+            (&json_path, json),
+            (&html_path, html::render(self).into_bytes()),
+        ] {
+            crate::fs::write_atomically(path, &bytes).map_err(|source| ReportError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok((json_path, html_path))
+    }
+
+    /// Events delivered per dated day (the days `verify` asks PostHog about).
+    pub fn delivered_by_day(&self) -> BTreeMap<String, u64> {
+        self.days
+            .iter()
+            .filter(|day| day.day != crate::migrate::state::UNKNOWN_DAY && day.counts.delivered > 0)
+            .map(|day| (day.day.clone(), day.counts.delivered))
+            .collect()
+    }
+
+    /// Days whose counts do not add up (a migration still running has them).
+    pub fn unbalanced_days(&self) -> Vec<&Day> {
+        self.days
+            .iter()
+            .filter(|day| !day.counts.adds_up())
+            .collect()
+    }
+
+    /// A few lines for a terminal.
+    pub fn text(&self) -> String {
+        let totals = &self.totals;
+        let dated: Vec<&Day> = self
+            .days
+            .iter()
+            .filter(|day| day.day != crate::migrate::state::UNKNOWN_DAY)
+            .collect();
+        let mut text = format!(
+            "{} days of events, {} to {}\n\
+             rows {} = mapped {} + skipped {} + rejected {}\n\
+             events {} = delivered {} + dead-lettered {}\n\
+             aliases sent {} (pending {}), conflicts {}\n",
+            dated.len(),
+            dated.first().map_or("-", |day| day.day.as_str()),
+            dated.last().map_or("-", |day| day.day.as_str()),
+            totals.rows,
+            totals.mapped,
+            totals.skipped_total(),
+            totals.rejected_total(),
+            totals.events,
+            totals.delivered,
+            totals.dead_lettered,
+            totals.aliases_sent,
+            self.aliases_pending,
+            totals.alias_conflicts,
+        );
+        let unbalanced = self.unbalanced_days();
+        if unbalanced.is_empty() {
+            text.push_str("every day adds up: each row mapped, skipped or refused; each event delivered or dead-lettered\n");
+        } else {
+            text.push_str(&format!(
+                "{} day(s) not yet accounted for (the migration has not finished): {}\n",
+                unbalanced.len(),
+                unbalanced
+                    .iter()
+                    .take(10)
+                    .map(|day| day.day.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(day: &str, name: &str, reason: &str) -> (String, String, String) {
+        (day.into(), name.into(), reason.into())
+    }
+
+    #[test]
+    fn days_and_totals_come_from_the_states_counts_and_the_identity_store() {
+        let counts = BTreeMap::from([
+            (key("2024-01-01", "rows", ""), 10),
+            (key("2024-01-01", "mapped", ""), 7),
+            (key("2024-01-01", "skipped", "session_marker"), 2),
+            (key("2024-01-01", "rejected", "bad_timestamp"), 1),
+            (key("2024-01-01", "events", ""), 8),
+            (key("2024-01-01", "delivered", ""), 7),
+            (key("2024-01-01", "dead_lettered", ""), 1),
+            (key("unknown", "rows", ""), 1),
+            (key("unknown", "rejected", "invalid_json"), 1),
+        ]);
+        let identities = BTreeMap::from([("2024-01-01".to_owned(), (3, 1))]);
+        let report = Report::from_parts(&counts, &identities, Vec::new());
+        assert_eq!(report.days.len(), 2);
+        let first = &report.days[0].counts;
+        assert_eq!(
+            (first.rows, first.delivered, first.aliases_sent),
+            (10, 7, 3)
+        );
+        assert!(first.adds_up());
+        assert_eq!(report.totals.rows, 11);
+        assert_eq!(
+            report.totals.rejected,
+            BTreeMap::from([("bad_timestamp".into(), 1), ("invalid_json".into(), 1)])
+        );
+        assert!(report.unbalanced_days().is_empty());
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["schema"], SCHEMA);
+        assert_eq!(json["days"][0]["day"], "2024-01-01");
+        assert_eq!(json["days"][0]["alias_conflicts"], 1);
+    }
+}
