@@ -151,9 +151,15 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     if vector.is_none() {
         // The embedded engine's state has the per-day counts: the report of every run.
         let report = amplitude_posthog::report::Report::from_state_dir(&options.state_dir)?;
-        let (_, html) = report.write(&options.state_dir)?;
-        eprintln!("report: {}", html.display());
+        report.write(&options.state_dir)?;
     }
+    eprintln!(
+        "report: {}",
+        options
+            .state_dir
+            .join(amplitude_posthog::report::HTML_FILE)
+            .display()
+    );
     let again = "run the same command again to continue";
     match &report.stop {
         Stop::Credentials { status } => eprintln!(

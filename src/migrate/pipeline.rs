@@ -52,6 +52,8 @@ pub struct RunReport {
     pub stop: Stop,
     /// For a dry run: the requests it would have made.
     pub dry_run_batches: Option<u64>,
+    /// For a dry run: its (day, metric, reason) counts (a real run's are in the state).
+    pub dry_run_counts: BTreeMap<(String, String, String), u64>,
 }
 
 /// One input file to read in this run.
@@ -279,9 +281,13 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
 
     // The aliases and group snapshots: drained unless the run stopped.
     let mut stop = stopped.lock().expect("stop").clone();
+    let dry_run_counts = match &state {
+        Some(_) => BTreeMap::new(),
+        None => assembled.counts_as_strings(),
+    };
     let mut summary = match &state {
         Some(state) => MigrationSummary::from_counts(&state.day_counts()?),
-        None => MigrationSummary::from_counts(&assembled.counts_as_strings()),
+        None => MigrationSummary::from_counts(&dry_run_counts),
     };
     if let Some((signals, shutdown)) = sidecar {
         if stop == Stop::Finished {
@@ -337,6 +343,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         summary,
         stop,
         dry_run_batches: options.dry_run.then_some(batches),
+        dry_run_counts,
     })
 }
 

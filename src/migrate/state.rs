@@ -85,7 +85,7 @@ pub struct ChunkCommit {
 }
 
 /// One example row of an outcome (`skipped`, `rejected`, `dead_lettered`) and reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     pub metric: String,
     pub reason: String,

@@ -224,8 +224,8 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     stop_vector(&mut child);
     shutdown_sidecar(&runtime, &shutdown);
 
-    eprintln!("counting the export with the native mapping for the summary…");
-    let mut summary = count_export(options)?;
+    eprintln!("counting the export with the native mapping for the summary and the report…");
+    let (mut summary, mut day_counts) = count_export(options)?;
     let counts = store
         .lock()
         .expect("store")
@@ -248,6 +248,21 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         // dropped), and every refused row is in Vector's dead letters (a row of a file read
         // again after `resume` is there twice).
         summary.delivered = summary.events;
+        let produced: Vec<(String, u64)> = day_counts
+            .iter()
+            .filter(|((_, name, _), _)| name == super::summary::metric::EVENTS)
+            .map(|((day, _, _), count)| (day.clone(), *count))
+            .collect();
+        for (day, count) in produced {
+            day_counts.insert(
+                (
+                    day,
+                    super::summary::metric::DELIVERED.to_owned(),
+                    String::new(),
+                ),
+                count,
+            );
+        }
         if letters < summary.rejected_total() {
             summary.problems.push((
                 workspace.dead_letters().display().to_string(),
@@ -258,10 +273,36 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
             ));
         }
     }
+    // The report: per-day counts of the native count, aliases from the sidecar's store.
+    let identities = store
+        .lock()
+        .expect("store")
+        .daily_counts()
+        .map_err(|error| MigrateError::Identities(error.to_string()))?;
+    let mut report = crate::report::Report::from_parts(&day_counts, &identities, Vec::new());
+    report.state = options.state_dir.display().to_string();
+    report.aliases_pending = summary.aliases_pending;
+    report.groups_pending = summary.groups_pending;
+    report.files = crate::report::Files {
+        total: summary.files,
+        done: summary.files_done,
+        problems: summary
+            .problems
+            .iter()
+            .map(|(file, problem)| crate::report::Problem {
+                file: file.clone(),
+                problem: problem.clone(),
+            })
+            .collect(),
+    };
+    report
+        .write(&options.state_dir)
+        .map_err(|error| MigrateError::Vector(error.to_string()))?;
     Ok(RunReport {
         summary,
         stop,
         dry_run_batches: None,
+        dry_run_counts: BTreeMap::new(),
     })
 }
 
@@ -653,11 +694,15 @@ fn parse_metrics(text: &str) -> VectorMetrics {
 
 /// Rows, outcomes and events of the whole export, counted by the native mapping (the same
 /// bytes as the shipped program, proven by the differential tests).
-fn count_export(options: &MigrateOptions) -> Result<MigrationSummary, MigrateError> {
+#[allow(clippy::type_complexity)]
+fn count_export(
+    options: &MigrateOptions,
+) -> Result<(MigrationSummary, BTreeMap<(String, String, String), u64>), MigrateError> {
     let mut count = options.clone();
     count.dry_run = true;
     count.mapping = crate::engine::EngineKind::Native;
-    Ok(super::run(&count)?.summary)
+    let report = super::run(&count)?;
+    Ok((report.summary, report.dry_run_counts))
 }
 
 /// Records in Vector's dead-letter files.

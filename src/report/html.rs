@@ -58,7 +58,7 @@ pub fn render(report: &Report) -> String {
          <p class=\"meta\">Generated {} from the state in <code>{}</code> · schema <code>{}</code></p>\n",
         escape(&report.generated_at),
         escape(&report.state),
-        escape(report.schema)
+        escape(&report.schema)
     );
     let adds_up = report.unbalanced_days().is_empty();
     page.push_str("<div class=\"cards\">\n");

@@ -9,7 +9,7 @@ pub mod html;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::migrate::state::{Example, State, StateError};
 use crate::migrate::summary::metric;
@@ -20,7 +20,7 @@ pub const JSON_FILE: &str = "report.json";
 pub const HTML_FILE: &str = "report.html";
 
 /// Counts of one day, or of the whole migration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Rows of the export (each once).
     pub rows: u64,
@@ -87,7 +87,7 @@ impl Counts {
 }
 
 /// One UTC day of event time (`unknown` for rows refused before a time was read).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Day {
     pub day: String,
     #[serde(flatten)]
@@ -95,23 +95,23 @@ pub struct Day {
 }
 
 /// Input files and their problems.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Files {
     pub total: u64,
     pub done: u64,
     pub problems: Vec<Problem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub file: String,
     pub problem: String,
 }
 
 /// The whole report, as `report.json` holds it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    pub schema: &'static str,
+    pub schema: String,
     /// When the report was made (RFC 3339, UTC).
     pub generated_at: String,
     /// The state it was made from.
@@ -149,7 +149,8 @@ impl Report {
     pub fn from_state_dir(state_dir: &Path) -> Result<Report, ReportError> {
         let database = state_dir.join(crate::migrate::state::DATABASE);
         if !database.is_file() {
-            return Err(ReportError::NoState(state_dir.to_path_buf()));
+            // `migrate --engine vector` keeps no per-day state: its report is the one it wrote.
+            return Report::from_json(state_dir);
         }
         let state = State::open(state_dir)?;
         let store = posthog_alias_sink::store::Store::open(&database).map_err(|error| {
@@ -187,6 +188,22 @@ impl Report {
         Ok(report)
     }
 
+    /// The `report.json` a run of `migrate --engine vector` wrote, with the last `verify`.
+    fn from_json(state_dir: &Path) -> Result<Report, ReportError> {
+        let bytes = std::fs::read(state_dir.join(JSON_FILE))
+            .map_err(|_| ReportError::NoState(state_dir.to_path_buf()))?;
+        let mut report: Report = serde_json::from_slice(&bytes)
+            .map_err(|_| ReportError::NoState(state_dir.to_path_buf()))?;
+        if report.schema != SCHEMA {
+            return Err(ReportError::NoState(state_dir.to_path_buf()));
+        }
+        report.verify = std::fs::read(state_dir.join(crate::verify::VERIFY_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        report.generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        Ok(report)
+    }
+
     /// The report of the state's (day, metric, reason) counts and the identity store's
     /// per-day (aliases sent, conflicts).
     pub fn from_parts(
@@ -210,7 +227,7 @@ impl Report {
             totals.absorb(counts);
         }
         Report {
-            schema: SCHEMA,
+            schema: SCHEMA.to_owned(),
             generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             state: String::new(),
             totals,

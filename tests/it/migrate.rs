@@ -521,6 +521,23 @@ fn the_vector_engine_delivers_everything_through_faults_and_a_rerun_sends_nothin
     );
     assert_eq!(vector_dead_letters(&setup), expected.rejected);
     assert!(!text.contains(KEY), "the key is never printed");
+    // Its report: the summary's numbers, day by day.
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(setup.path("state/report.json")).expect("report"))
+            .expect("JSON");
+    assert_eq!(report["totals"]["rows"], expected.rows);
+    assert_eq!(report["totals"]["delivered"], events);
+    let days = report["days"].as_array().expect("days");
+    let delivered: u64 = days
+        .iter()
+        .map(|day| day["delivered"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(delivered, events);
+    let aliases: u64 = days
+        .iter()
+        .map(|day| day["aliases_sent"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(aliases as usize, expected_pairs(&setup.lines).len());
     let config = std::fs::read_to_string(setup.path("state/vector/vector.toml")).expect("config");
     assert!(!config.contains(KEY), "the key is not in the config");
     let key = setup.path("state/vector/secrets/api_key");
