@@ -45,16 +45,6 @@ fn config_root() -> PathBuf {
     std::env::var_os("PIPELINE_CONFIG").map_or_else(|| root().to_path_buf(), PathBuf::from)
 }
 
-fn vector_binary() -> Option<PathBuf> {
-    std::env::var_os("VECTOR_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|dir| dir.join("vector"))
-                .find(|candidate| candidate.is_file())
-        })
-}
-
 /// What the native mapping says the export holds.
 struct Expected {
     rows: u64,
@@ -301,7 +291,7 @@ fn main() {
     let (vrl_rate, native_rate) = (map_rates[0], map_rates[1]);
 
     let vector_runs = wanted("vector")
-        .then(|| match vector_binary() {
+        .then(|| match amplitude_posthog::migrate::vector::find_vector() {
             Some(vector) => Some(vector_runs(&vector, &export, &expected)),
             None => {
                 println!("no Vector (set VECTOR_BIN or put vector on PATH): Vector runs skipped");

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use amplitude_posthog::engine::EngineKind;
 use amplitude_posthog::migrate::{DEFAULT_STATE_DIR, MigrateOptions, Stop, run};
@@ -61,40 +61,19 @@ pub enum MigrateEngine {
     Vector,
 }
 
-/// Vector from `VECTOR_BIN`, else `vector` on `PATH`.
-fn vector_binary() -> Option<PathBuf> {
-    std::env::var_os("VECTOR_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|dir| dir.join("vector"))
-                .find(|candidate| candidate.is_file())
-        })
-}
-
-/// The key from the file or the environment; never printed.
+/// The project key from the file or the environment; never printed.
 fn api_key(args: &MigrateArgs) -> anyhow::Result<String> {
-    let key = match &args.api_key_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the API key file {}", path.display()))?,
-        None => std::env::var("POSTHOG_API_KEY").map_err(|_| {
-            anyhow::anyhow!(
-                "no PostHog project API key: give --api-key-file FILE or set POSTHOG_API_KEY"
-            )
-        })?,
-    };
-    let key = key.trim().to_owned();
-    if key.is_empty() || key.contains(char::is_whitespace) || !key.is_ascii() {
-        bail!(
-            "the PostHog project API key is empty or malformed (one line of printable ASCII expected)"
-        );
-    }
-    Ok(key)
+    super::secret::read_key(
+        args.api_key_file.as_deref(),
+        "POSTHOG_API_KEY",
+        "PostHog project API key",
+        "--api-key-file",
+    )
 }
 
 pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let vector = match args.engine {
-        MigrateEngine::Vector if !args.dry_run => Some(vector_binary().ok_or_else(|| {
+        MigrateEngine::Vector if !args.dry_run => Some(amplitude_posthog::migrate::vector::find_vector().ok_or_else(|| {
             anyhow::anyhow!(
                 "--engine vector needs Vector 0.58 or later: set VECTOR_BIN or put `vector` on PATH (or use the default --engine embedded)"
             )

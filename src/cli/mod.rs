@@ -7,6 +7,7 @@ mod migrate;
 mod prepare;
 mod report;
 mod resume;
+mod secret;
 mod verify;
 mod wasm_module;
 

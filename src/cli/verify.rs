@@ -35,20 +35,12 @@ pub struct VerifyArgs {
 }
 
 fn personal_key(args: &VerifyArgs) -> anyhow::Result<String> {
-    let key = match &args.personal_api_key_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the personal API key file {}", path.display()))?,
-        None => std::env::var("POSTHOG_PERSONAL_API_KEY").map_err(|_| {
-            anyhow::anyhow!(
-                "no personal API key: give --personal-api-key-file FILE or set POSTHOG_PERSONAL_API_KEY"
-            )
-        })?,
-    };
-    let key = key.trim().to_owned();
-    if key.is_empty() || key.contains(char::is_whitespace) || !key.is_ascii() {
-        bail!("the personal API key is empty or malformed (one line of printable ASCII expected)");
-    }
-    Ok(key)
+    super::secret::read_key(
+        args.personal_api_key_file.as_deref(),
+        "POSTHOG_PERSONAL_API_KEY",
+        "personal API key",
+        "--personal-api-key-file",
+    )
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {

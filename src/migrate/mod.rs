@@ -75,6 +75,24 @@ impl MigrateOptions {
     }
 }
 
+/// Resolves when this process is asked to stop: Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) async fn interrupted() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = sigterm => {}
+    }
+}
+
 /// `--state` when none is given.
 pub const DEFAULT_STATE_DIR: &str = ".amplitude-posthog";
 

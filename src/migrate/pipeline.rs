@@ -145,20 +145,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     {
         let (stop_tx, stopped) = (stop_tx.clone(), stopped.clone());
         runtime.spawn(async move {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let sigterm = async {
-                match terminate.as_mut() {
-                    Some(signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = sigterm => {}
-            }
+            super::interrupted().await;
             let mut stop = stopped.lock().expect("stop");
             if *stop == Stop::Finished {
                 *stop = Stop::Interrupted;
@@ -322,10 +309,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         let counts = store
             .counts()
             .map_err(|error| MigrateError::Identities(error.to_string()))?;
-        summary.aliases_sent = counts.sent;
-        summary.aliases_pending = counts.pending;
-        summary.alias_conflicts = counts.conflicts;
-        summary.groups_pending = counts.groups_pending;
+        summary.set_identities(&counts);
         summary.problems = state.problems()?;
         summary.problems.extend(unregistered);
         let (files, done) = state.file_totals()?;

@@ -424,14 +424,23 @@ mod tests {
             end_of_file: false,
             counts: counts.clone(),
             dead_letters: vec![(2, "{\"message\":\"x\"}".into())],
+            examples: vec![Example::new(
+                "rejected",
+                "bad_timestamp",
+                "export/a.json.gz",
+                2,
+                b"{\"message\":\"x\"}",
+            )],
         };
         state.commit(std::slice::from_ref(&chunk)).expect("commit");
+        // The second chunk's example of the same reason does not replace the first.
         state
             .commit(&[ChunkCommit {
                 index: 1,
                 last_line: 5,
                 end_of_file: true,
                 dead_letters: Vec::new(),
+                examples: vec![Example::new("rejected", "bad_timestamp", "b", 9, b"later")],
                 ..chunk
             }])
             .expect("commit");
@@ -455,5 +464,19 @@ mod tests {
             })
             .expect("letters");
         assert_eq!(letters, ["{\"message\":\"x\"}"]);
+        let examples = state.examples().expect("examples");
+        assert_eq!(examples.len(), 1);
+        assert_eq!(
+            (examples[0].file.as_str(), examples[0].line),
+            ("export/a.json.gz", 2)
+        );
+    }
+
+    #[test]
+    fn an_example_row_is_cut_at_a_character_boundary() {
+        let row = "é".repeat(EXAMPLE_BYTES);
+        let example = Example::new("skipped", "session_marker", "f", 1, row.as_bytes());
+        assert!(example.row.ends_with('…'));
+        assert!(example.row.len() <= EXAMPLE_BYTES + '…'.len_utf8());
     }
 }

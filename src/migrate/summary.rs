@@ -47,6 +47,14 @@ pub struct MigrationSummary {
 }
 
 impl MigrationSummary {
+    /// Takes the identity sidecar's numbers from its store's counts.
+    pub fn set_identities(&mut self, counts: &posthog_alias_sink::store::Counts) {
+        self.aliases_sent = counts.sent;
+        self.aliases_pending = counts.pending;
+        self.alias_conflicts = counts.conflicts;
+        self.groups_pending = counts.groups_pending;
+    }
+
     /// Totals of (day, metric, reason) counts.
     pub fn from_counts(counts: &BTreeMap<(String, String, String), u64>) -> MigrationSummary {
         let mut summary = MigrationSummary::default();

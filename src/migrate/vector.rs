@@ -80,6 +80,17 @@ struct VectorMetrics {
     refused_key: Option<u16>,
 }
 
+/// Vector from `VECTOR_BIN`, else `vector` on `PATH`.
+pub fn find_vector() -> Option<PathBuf> {
+    std::env::var_os("VECTOR_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|dir| dir.join("vector"))
+                .find(|candidate| candidate.is_file())
+        })
+}
+
 /// Runs the migration through Vector at `vector`.
 pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, MigrateError> {
     let fail = |what: &str, error: &dyn std::fmt::Display| {
@@ -140,20 +151,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     {
         let interrupted = interrupted.clone();
         runtime.spawn(async move {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let sigterm = async {
-                match terminate.as_mut() {
-                    Some(signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = sigterm => {}
-            }
+            super::interrupted().await;
             interrupted.store(true, Ordering::SeqCst);
         });
     }
@@ -231,10 +229,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         .expect("store")
         .counts()
         .map_err(|error| MigrateError::Identities(error.to_string()))?;
-    summary.aliases_sent = counts.sent;
-    summary.aliases_pending = counts.pending;
-    summary.alias_conflicts = counts.conflicts;
-    summary.groups_pending = counts.groups_pending;
+    summary.set_identities(&counts);
     let positions = checkpoint_positions(&workspace.data());
     summary.files = files.len() as u64;
     summary.files_done = files

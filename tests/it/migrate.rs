@@ -193,6 +193,17 @@ fn assert_everything_arrived(setup: &Setup, capture: &PostHogCapture, expected: 
     }
 }
 
+/// The summary's first two lines when every event is delivered: (rows, mapped, skipped,
+/// rejected) and (events, delivered, dead-lettered).
+fn exact_summary(expected: &Expected) -> (Vec<u64>, Vec<u64>) {
+    let rejected: u64 = expected.rejected.values().sum();
+    let events = expected.events.len() as u64;
+    (
+        vec![expected.rows, expected.mapped, expected.skipped, rejected],
+        vec![events, events, 0],
+    )
+}
+
 /// The summary's first two lines, as numbers.
 pub(crate) fn summary(stderr: &str) -> (Vec<u64>, Vec<u64>) {
     let numbers = |prefix: &str| -> Vec<u64> {
@@ -217,15 +228,7 @@ fn a_migration_delivers_every_event_and_alias_and_its_counts_add_up() {
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert_everything_arrived(&setup, &capture, &expected);
-    let rejected: u64 = expected.rejected.values().sum();
-    let events = expected.events.len() as u64;
-    assert_eq!(
-        summary(&text),
-        (
-            vec![expected.rows, expected.mapped, expected.skipped, rejected],
-            vec![events, events, 0]
-        )
-    );
+    assert_eq!(summary(&text), exact_summary(&expected));
     assert!(!text.contains(KEY), "the key is never printed");
     // The dead letters are the refused rows, in Vector's shape, with the mapping's reasons.
     let letters = std::fs::read_to_string(setup.path("state/dead-letters.jsonl")).expect("letters");
@@ -400,16 +403,9 @@ fn killed_at_random_moments_the_same_command_loses_nothing_and_counts_once() {
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert_everything_arrived(&setup, &capture, &expected);
-    let rejected: u64 = expected.rejected.values().sum();
-    let events = expected.events.len() as u64;
     // Counted once, whatever was sent twice.
-    assert_eq!(
-        summary(&text),
-        (
-            vec![expected.rows, expected.mapped, expected.skipped, rejected],
-            vec![events, events, 0]
-        )
-    );
+    assert_eq!(summary(&text), exact_summary(&expected));
+    let rejected: u64 = expected.rejected.values().sum();
     let letters = std::fs::read_to_string(setup.path("state/dead-letters.jsonl")).expect("letters");
     assert_eq!(letters.lines().count() as u64, rejected);
 }
@@ -510,18 +506,11 @@ fn the_vector_engine_delivers_everything_through_faults_and_a_rerun_sends_nothin
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert_everything_arrived(&setup, &capture, &expected);
-    let rejected: u64 = expected.rejected.values().sum();
-    let events = expected.events.len() as u64;
-    assert_eq!(
-        summary(&text),
-        (
-            vec![expected.rows, expected.mapped, expected.skipped, rejected],
-            vec![events, events, 0]
-        )
-    );
+    assert_eq!(summary(&text), exact_summary(&expected));
     assert_eq!(vector_dead_letters(&setup), expected.rejected);
     assert!(!text.contains(KEY), "the key is never printed");
     // Its report: the summary's numbers, day by day.
+    let events = expected.events.len() as u64;
     let report: Value =
         serde_json::from_slice(&std::fs::read(setup.path("state/report.json")).expect("report"))
             .expect("JSON");

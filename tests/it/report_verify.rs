@@ -284,14 +284,7 @@ fn verify_names_a_refused_key_and_waits_out_rate_limits() {
 /// Parses as XML (the page is written as well-formed XHTML-compatible HTML) and refers to
 /// nothing outside itself.
 fn assert_self_contained(html: &str) {
-    let document = roxmltree::Document::parse_with_options(
-        html,
-        roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..roxmltree::ParsingOptions::default()
-        },
-    )
-    .unwrap_or_else(|error| panic!("report.html does not parse: {error}"));
+    let document = parse(html);
     assert_eq!(document.root_element().tag_name().name(), "html");
     for node in document.descendants().filter(roxmltree::Node::is_element) {
         let name = node.tag_name().name();
@@ -319,16 +312,21 @@ fn assert_self_contained(html: &str) {
     }
 }
 
-/// (day, rows, delivered, rejected) of every bar group of the chart.
-fn chart_values(html: &str) -> Vec<(String, u64, u64, u64)> {
-    let document = roxmltree::Document::parse_with_options(
+/// The page as XML (it is written as well-formed, XHTML-compatible HTML).
+fn parse(html: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse_with_options(
         html,
         roxmltree::ParsingOptions {
             allow_dtd: true,
             ..roxmltree::ParsingOptions::default()
         },
     )
-    .expect("parses");
+    .unwrap_or_else(|error| panic!("report.html does not parse: {error}"))
+}
+
+/// (day, rows, delivered, rejected) of every bar group of the chart.
+fn chart_values(html: &str) -> Vec<(String, u64, u64, u64)> {
+    let document = parse(html);
     let attribute = |node: &roxmltree::Node, name: &str| -> u64 {
         node.attribute(name).expect(name).parse().expect("a number")
     };
