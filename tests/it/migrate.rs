@@ -19,7 +19,7 @@ pub(crate) const KEY: &str = "phc_migrate_test_key_0123456789";
 
 /// An export on disk, a key file and a state directory.
 pub(crate) struct Setup {
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     lines: Vec<Vec<u8>>,
 }
 
@@ -457,6 +457,78 @@ fn bad_input_gets_one_clear_line_and_a_failing_exit() {
     assert!(!capture.stored().is_empty(), "the good files were migrated");
 }
 
+#[test]
+fn a_zip_with_hostile_member_names_is_read_in_place_and_nothing_is_written_outside_the_state() {
+    use std::io::Write as _;
+    let setup = Setup::generated(600, 50, 0.0);
+    let expected = expected(&setup.lines);
+    // The export's rows in three members whose names try to escape or be absolute.
+    let zip_path = setup.path("inbox/export.zip");
+    std::fs::create_dir_all(setup.path("inbox")).expect("mkdir");
+    let names = [
+        "../../escape.json.gz",
+        "/tmp/absolute.json.gz",
+        "a/../../b.json.gz",
+    ];
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).expect("zip"));
+    for (index, name) in names.iter().enumerate() {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for line in setup.lines.iter().skip(index).step_by(names.len()) {
+            gzip.write_all(line).expect("gzip");
+            gzip.write_all(b"\n").expect("gzip");
+        }
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("member");
+        zip.write_all(&gzip.finish().expect("gzip"))
+            .expect("member");
+    }
+    zip.finish().expect("zip");
+    let before: BTreeSet<PathBuf> = amplitude_posthog::fs::walk_files(setup.dir.path())
+        .expect("files")
+        .into_iter()
+        .collect();
+    let capture = PostHogCapture::start(KEY);
+    let output = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+        .arg("migrate")
+        .arg(&zip_path)
+        .args(["--posthog-host", &capture.url(), "--api-key-file"])
+        .arg(setup.path("key"))
+        .arg("--state")
+        .arg(setup.path("state"))
+        .output()
+        .expect("migrate runs");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert_eq!(summary(&text), exact_summary(&expected));
+    let arrived = migrated(&capture.stored());
+    assert_eq!(
+        arrived.keys().collect::<BTreeSet<_>>(),
+        expected.events.keys().collect::<BTreeSet<_>>()
+    );
+    // Only the state was written; no member name became a path.
+    let after: BTreeSet<PathBuf> = amplitude_posthog::fs::walk_files(setup.dir.path())
+        .expect("files")
+        .into_iter()
+        .collect();
+    for new in after.difference(&before) {
+        assert!(
+            new.starts_with(setup.path("state")),
+            "{} written",
+            new.display()
+        );
+    }
+    assert!(
+        !setup
+            .dir
+            .path()
+            .parent()
+            .expect("tmp")
+            .join("escape.json.gz")
+            .exists()
+    );
+    assert!(!Path::new("/tmp/absolute.json.gz").exists());
+}
+
 /// `migrate --engine vector` as a user runs it, or `None` (one line said) without Vector.
 fn vector_command(setup: &Setup, host: &str) -> Option<Command> {
     let vector = crate::support::vector::vector()?;
@@ -556,22 +628,51 @@ fn the_vector_engine_killed_mid_run_resumes_with_nothing_lost() {
         return;
     };
     let expected = expected(&setup.lines);
-    let mut child = command
+    // Waits until PostHog has `requests` requests more: Vector is in the middle of the export.
+    let wait_for = |requests: usize| {
+        let started = std::time::Instant::now();
+        while capture.requests().len() < requests && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+
+    // 1. Vector itself is SIGKILLed: the command notices, stops and says to run it again.
+    let config = setup.path("state/vector/vector.toml");
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    wait_for(2);
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f"])
+        .arg(config)
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "Vector was running");
+    let output = child.wait_with_output().expect("migrate ends");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Vector stopped by itself") && text.contains("run the same command again"),
+        "{text}"
+    );
+
+    // 2. The command itself is SIGKILLed: its Vector dies with it.
+    let mut child = vector_command(&setup, &capture.url())
+        .expect("Vector")
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("starts");
-    // Long enough for Vector to be in the middle of the export.
-    let started = std::time::Instant::now();
-    while capture.requests().len() < 3 && started.elapsed().as_secs() < 60 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(capture.requests().len() + 2);
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     assert!(
         migrated(&capture.stored()).len() < expected.events.len(),
-        "the kill landed before the end"
+        "the kills landed before the end"
     );
-    // Vector died with it: the same command starts a new one on the same data directory.
+
+    // 3. The same command: a new Vector on the same data directory finishes the job.
     let output = vector_command(&setup, &capture.url())
         .expect("Vector")
         .output()
