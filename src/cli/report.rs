@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use amplitude_posthog::migrate::DEFAULT_STATE_DIR;
-use amplitude_posthog::report::Report;
+use amplitude_posthog::report::{Report, vector_pipeline};
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -14,12 +14,40 @@ pub struct ReportArgs {
     /// Where report.json and report.html go (default: the state directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// For a Vector pipeline run by hand: the export it reads (repeat for several); the
+    /// report is made from it instead of a migrate state.
+    #[arg(long = "export", value_name = "DIR")]
+    pub exports: Vec<PathBuf>,
+    /// With --export: the identity sidecar's database (aliases sent, conflicts).
+    #[arg(long, value_name = "FILE", requires = "exports")]
+    pub sidecar_db: Option<PathBuf>,
+    /// With --export: Vector's dead-letter directory, checked against the refused rows.
+    #[arg(long, value_name = "DIR", requires = "exports")]
+    pub dead_letters: Option<PathBuf>,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let report = Report::from_state_dir(&args.state)?;
-    let (json, html) = report.write(args.out.as_ref().unwrap_or(&args.state))?;
+    let out = args.out.as_ref().unwrap_or(&args.state);
+    let report = if args.exports.is_empty() {
+        Report::from_state_dir(&args.state)?
+    } else {
+        let mut report = vector_pipeline::report(
+            &args.exports,
+            args.sidecar_db.as_deref(),
+            args.dead_letters.as_deref(),
+        )?;
+        report.state = out.display().to_string();
+        report
+    };
+    let (json, html) = report.write(out)?;
     print!("{}", report.text());
+    for problem in &report.files.problems {
+        println!("problem: {}: {}", problem.file, problem.problem);
+    }
     println!("written: {} and {}", json.display(), html.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(if report.files.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

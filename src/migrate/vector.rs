@@ -223,7 +223,20 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     shutdown_sidecar(&runtime, &shutdown);
 
     eprintln!("counting the export with the native mapping for the summary and the report…");
-    let (mut summary, mut day_counts) = count_export(options)?;
+    let mut report = crate::report::vector_pipeline::report(
+        &options.inputs,
+        Some(&workspace.identities()),
+        Some(&workspace.dead_letters()),
+    )?;
+    let mut summary = MigrationSummary::from_counts(&BTreeMap::new());
+    {
+        let totals = &report.totals;
+        summary.rows = totals.rows;
+        summary.mapped = totals.mapped;
+        summary.skipped = totals.skipped.clone();
+        summary.rejected = totals.rejected.clone();
+        summary.events = totals.events;
+    }
     let counts = store
         .lock()
         .expect("store")
@@ -236,60 +249,27 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         .iter()
         .filter(|(id, file)| positions.get(*id).copied().unwrap_or(0) >= file.length)
         .count() as u64;
-    let letters = dead_letter_records(&workspace.dead_letters());
+    report.files.total = summary.files;
+    report.files.done = summary.files_done;
+    summary.problems = report
+        .files
+        .problems
+        .iter()
+        .map(|problem| (problem.file.clone(), problem.problem.clone()))
+        .collect();
     if stop == Stop::Finished {
         // Every file is read to its end and every buffer is drained: every event the mapping
         // produced is delivered (the sink retries every answer but success; nothing is
-        // dropped), and every refused row is in Vector's dead letters (a row of a file read
-        // again after `resume` is there twice).
+        // dropped), and every refused row is in Vector's dead letters.
         summary.delivered = summary.events;
-        let produced: Vec<(String, u64)> = day_counts
-            .iter()
-            .filter(|((_, name, _), _)| name == super::summary::metric::EVENTS)
-            .map(|((day, _, _), count)| (day.clone(), *count))
-            .collect();
-        for (day, count) in produced {
-            day_counts.insert(
-                (
-                    day,
-                    super::summary::metric::DELIVERED.to_owned(),
-                    String::new(),
-                ),
-                count,
-            );
+    } else {
+        // Not finished: the report says nothing is known to be delivered yet.
+        for day in &mut report.days {
+            day.counts.delivered = 0;
         }
-        if letters < summary.rejected_total() {
-            summary.problems.push((
-                workspace.dead_letters().display().to_string(),
-                format!(
-                    "{letters} records in Vector's dead letters, but the mapping refuses {} rows",
-                    summary.rejected_total()
-                ),
-            ));
-        }
+        report.totals.delivered = 0;
     }
-    // The report: per-day counts of the native count, aliases from the sidecar's store.
-    let identities = store
-        .lock()
-        .expect("store")
-        .daily_counts()
-        .map_err(|error| MigrateError::Identities(error.to_string()))?;
-    let mut report = crate::report::Report::from_parts(&day_counts, &identities, Vec::new());
     report.state = options.state_dir.display().to_string();
-    report.aliases_pending = summary.aliases_pending;
-    report.groups_pending = summary.groups_pending;
-    report.files = crate::report::Files {
-        total: summary.files,
-        done: summary.files_done,
-        problems: summary
-            .problems
-            .iter()
-            .map(|(file, problem)| crate::report::Problem {
-                file: file.clone(),
-                problem: problem.clone(),
-            })
-            .collect(),
-    };
     report
         .write(&options.state_dir)
         .map_err(|error| MigrateError::Vector(error.to_string()))?;
@@ -685,29 +665,6 @@ fn parse_metrics(text: &str) -> VectorMetrics {
         metrics.waiting += 1.0;
     }
     metrics
-}
-
-/// Rows, outcomes and events of the whole export, counted by the native mapping (the same
-/// bytes as the shipped program, proven by the differential tests).
-#[allow(clippy::type_complexity)]
-fn count_export(
-    options: &MigrateOptions,
-) -> Result<(MigrationSummary, BTreeMap<(String, String, String), u64>), MigrateError> {
-    let mut count = options.clone();
-    count.dry_run = true;
-    count.mapping = crate::engine::EngineKind::Native;
-    let report = super::run(&count)?;
-    Ok((report.summary, report.dry_run_counts))
-}
-
-/// Records in Vector's dead-letter files.
-fn dead_letter_records(dir: &Path) -> u64 {
-    crate::fs::walk_files(dir)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|file| std::fs::read(file).ok())
-        .map(|bytes| bytes.iter().filter(|byte| **byte == b'\n').count() as u64)
-        .sum()
 }
 
 #[cfg(test)]

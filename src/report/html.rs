@@ -119,6 +119,12 @@ pub fn render(report: &Report) -> String {
         report.groups_pending
     );
 
+    if report.delivered_basis == super::vector_pipeline::PRODUCED {
+        page.push_str(
+            "<p class=\"meta\" id=\"basis\">Carried by Vector, which records no deliveries: the delivered counts are the events the mapping produced, \
+             delivered once Vector has finished (its sinks retry every answer but success). <code>verify</code> checks them against PostHog.</p>\n",
+        );
+    }
     page.push_str("<h2>Per day (UTC day of the event)</h2>\n");
     page.push_str(&chart(report));
     page.push_str(&day_table(report));

@@ -5,6 +5,7 @@
 //! self-contained `report.html` ([`html`]).
 
 pub mod html;
+pub mod vector_pipeline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,15 @@ pub struct Report {
     pub examples: Vec<Example>,
     /// The last `verify` against PostHog's own counts, if any (`verify.json` in the state).
     pub verify: Option<crate::verify::Verification>,
+    /// Where `delivered` comes from: `state` (each event's acceptance by PostHog, recorded by
+    /// `migrate`) or `produced` (a Vector pipeline: the events the mapping produced, delivered
+    /// once Vector has finished; see [`vector_pipeline`]).
+    #[serde(default = "state_basis")]
+    pub delivered_basis: String,
+}
+
+fn state_basis() -> String {
+    "state".to_owned()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +250,7 @@ impl Report {
                 .collect(),
             examples,
             verify: None,
+            delivered_basis: state_basis(),
         }
     }
 

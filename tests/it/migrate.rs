@@ -599,6 +599,27 @@ fn the_vector_engine_delivers_everything_through_faults_and_a_rerun_sends_nothin
         .map(|day| day["aliases_sent"].as_u64().expect("n"))
         .sum();
     assert_eq!(aliases as usize, expected_pairs(&setup.lines).len());
+    assert_eq!(report["delivered_basis"], "produced");
+    // The report of the same pipeline as if run by hand: from the export, the sidecar's
+    // database and Vector's dead letters — the same days and totals.
+    let by_hand = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+        .arg("report")
+        .arg("--export")
+        .arg(setup.path("export"))
+        .arg("--sidecar-db")
+        .arg(setup.path("state/vector/identities.sqlite"))
+        .arg("--dead-letters")
+        .arg(setup.path("state/vector/dead-letters"))
+        .arg("--out")
+        .arg(setup.path("by-hand"))
+        .output()
+        .expect("report runs");
+    assert_eq!(by_hand.status.code(), Some(0), "{}", stderr(&by_hand));
+    let hand: Value =
+        serde_json::from_slice(&std::fs::read(setup.path("by-hand/report.json")).expect("report"))
+            .expect("JSON");
+    assert_eq!(hand["totals"], report["totals"]);
+    assert_eq!(hand["days"], report["days"]);
     let config = std::fs::read_to_string(setup.path("state/vector/vector.toml")).expect("config");
     assert!(!config.contains(KEY), "the key is not in the config");
     let key = setup.path("state/vector/secrets/api_key");
