@@ -190,7 +190,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     poster.retries = counters.retries.clone();
 
     let (commit_tx, commit_rx) = channel::<Commit>();
-    let committer = state.map(|state| std::thread::spawn(move || committer(state, commit_rx)));
+    let committer = state.map(|state| named("migrate-commit", move || committer(state, commit_rx)));
     let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Batch>(BATCHES_QUEUED);
     let senders = {
         let (poster, stop_rx, commit_tx, counters, stopped, stop_tx) = (
@@ -228,7 +228,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(CHUNKS_QUEUED);
         let (mapped_tx, mapped_rx) = sync_channel::<MappedChunk>(CHUNKS_QUEUED);
         let mut mapper = engine.mapper();
-        mappers.push(std::thread::spawn(move || {
+        mappers.push(named("migrate-map", move || {
             for chunk in chunk_rx {
                 let mapped = chunk
                     .lines
@@ -245,7 +245,9 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     }
     let reader = {
         let (commit_tx, stop_rx, counters) = (commit_tx.clone(), stop_rx.clone(), counters.clone());
-        std::thread::spawn(move || read_files(plans, to_mappers, commit_tx, stop_rx, counters))
+        named("migrate-read", move || {
+            read_files(plans, to_mappers, commit_tx, stop_rx, counters)
+        })
     };
     let store = match &committer {
         Some(_) => Some(
@@ -329,6 +331,17 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         dry_run_batches: options.dry_run.then_some(batches),
         dry_run_counts,
     })
+}
+
+/// A thread with a name (shown by `top -H`, `perf` and panics).
+fn named<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(work)
+        .expect("a thread starts")
 }
 
 /// Files with a problem: (the state's id, or a negative one for a file it does not know;
