@@ -31,7 +31,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let report = if args.exports.is_empty() {
         Report::from_state_dir(&args.state)?
     } else {
-        let mut report = vector_pipeline::report(
+        let (mut report, _) = vector_pipeline::report(
             &args.exports,
             args.sidecar_db.as_deref(),
             args.dead_letters.as_deref(),

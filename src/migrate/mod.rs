@@ -75,6 +75,23 @@ impl MigrateOptions {
     }
 }
 
+/// The identity sidecar's sender for this migration: its database, PostHog and the key, and
+/// this command's backoff.
+pub(crate) fn identity_sender_config(
+    database: &std::path::Path,
+    options: &MigrateOptions,
+) -> posthog_alias_sink::sender::SenderConfig {
+    posthog_alias_sink::sender::SenderConfig {
+        database: database.to_path_buf(),
+        batch_url: format!("{}/batch/", options.host.trim_end_matches('/')),
+        api_key: options.api_key.clone(),
+        batch_size: 1000,
+        initial_backoff: options.initial_backoff,
+        max_backoff: options.max_backoff,
+        idle_wait: Duration::from_millis(500),
+    }
+}
+
 /// Resolves when this process is asked to stop: Ctrl-C (SIGINT) or SIGTERM.
 pub(crate) async fn interrupted() {
     let mut terminate =

@@ -993,15 +993,7 @@ fn start_identity_sender(
 > {
     // Creates the sidecar's tables before anything else opens them.
     Store::open(database).map_err(|error| MigrateError::Identities(error.to_string()))?;
-    let config = posthog_alias_sink::sender::SenderConfig {
-        database: database.to_path_buf(),
-        batch_url: format!("{}/batch/", options.host.trim_end_matches('/')),
-        api_key: options.api_key.clone(),
-        batch_size: 1000,
-        initial_backoff: options.initial_backoff,
-        max_backoff: options.max_backoff,
-        idle_wait: Duration::from_millis(500),
-    };
+    let config = super::identity_sender_config(database, options);
     let signals = Arc::new(posthog_alias_sink::sender::SenderSignals::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let task_signals = signals.clone();

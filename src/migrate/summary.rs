@@ -57,20 +57,20 @@ impl MigrationSummary {
 
     /// Totals of (day, metric, reason) counts.
     pub fn from_counts(counts: &BTreeMap<(String, String, String), u64>) -> MigrationSummary {
-        let mut summary = MigrationSummary::default();
+        let mut totals = crate::report::Counts::default();
         for ((_, name, reason), count) in counts {
-            match name.as_str() {
-                metric::ROWS => summary.rows += count,
-                metric::MAPPED => summary.mapped += count,
-                metric::EVENTS => summary.events += count,
-                metric::DELIVERED => summary.delivered += count,
-                metric::DEAD_LETTERED => summary.dead_lettered += count,
-                metric::SKIPPED => *summary.skipped.entry(reason.clone()).or_default() += count,
-                metric::REJECTED => *summary.rejected.entry(reason.clone()).or_default() += count,
-                _ => {}
-            }
+            totals.add(name, reason, *count);
         }
-        summary
+        MigrationSummary {
+            rows: totals.rows,
+            mapped: totals.mapped,
+            skipped: totals.skipped,
+            rejected: totals.rejected,
+            events: totals.events,
+            delivered: totals.delivered,
+            dead_lettered: totals.dead_lettered,
+            ..MigrationSummary::default()
+        }
     }
 
     pub fn skipped_total(&self) -> u64 {

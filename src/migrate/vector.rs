@@ -26,12 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use posthog_alias_sink::intake;
-use posthog_alias_sink::sender::{self, SenderConfig, SenderSignals};
+use posthog_alias_sink::sender::{self, SenderSignals};
 use posthog_alias_sink::store::Store;
 use tokio::sync::watch;
 
 use super::progress::{Counters, Progress};
-use super::summary::MigrationSummary;
 use super::{MigrateError, MigrateOptions, RunReport, Stop};
 
 /// The configuration this command supervises: the repository's `vector.toml`.
@@ -223,20 +222,11 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     shutdown_sidecar(&runtime, &shutdown);
 
     eprintln!("counting the export with the native mapping for the summary and the report…");
-    let mut report = crate::report::vector_pipeline::report(
+    let (mut report, mut summary) = crate::report::vector_pipeline::report(
         &options.inputs,
         Some(&workspace.identities()),
         Some(&workspace.dead_letters()),
     )?;
-    let mut summary = MigrationSummary::from_counts(&BTreeMap::new());
-    {
-        let totals = &report.totals;
-        summary.rows = totals.rows;
-        summary.mapped = totals.mapped;
-        summary.skipped = totals.skipped.clone();
-        summary.rejected = totals.rejected.clone();
-        summary.events = totals.events;
-    }
     let counts = store
         .lock()
         .expect("store")
@@ -251,12 +241,6 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         .count() as u64;
     report.files.total = summary.files;
     report.files.done = summary.files_done;
-    summary.problems = report
-        .files
-        .problems
-        .iter()
-        .map(|problem| (problem.file.clone(), problem.problem.clone()))
-        .collect();
     if stop == Stop::Finished {
         // Every file is read to its end and every buffer is drained: every event the mapping
         // produced is delivered (the sink retries every answer but success; nothing is
@@ -498,15 +482,7 @@ fn start_sidecar(
         token: None,
         max_body_bytes: 64 * 1024 * 1024,
     };
-    let config = SenderConfig {
-        database,
-        batch_url: format!("{}/batch/", options.host.trim_end_matches('/')),
-        api_key: options.api_key.clone(),
-        batch_size: 1000,
-        initial_backoff: options.initial_backoff,
-        max_backoff: options.max_backoff,
-        idle_wait: Duration::from_millis(500),
-    };
+    let config = super::identity_sender_config(&database, options);
     runtime.spawn(sender::run(config, signals.clone(), shutdown_rx.clone()));
     let mut server_shutdown = shutdown_rx;
     runtime.spawn(async move {

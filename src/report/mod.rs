@@ -43,7 +43,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, name: &str, reason: &str, count: u64) {
+    /// Adds `count` to `name` (a [`metric`]) for `reason`; unknown metrics are ignored.
+    pub fn add(&mut self, name: &str, reason: &str, count: u64) {
         match name {
             metric::ROWS => self.rows += count,
             metric::MAPPED => self.mapped += count,

@@ -83,13 +83,14 @@ pub fn missing_dead_letters(
 }
 
 /// The report of a Vector pipeline over `inputs`, with the sidecar's database and Vector's
-/// dead-letter directory when there are.
+/// dead-letter directory when there are; and the export's summary (rows, outcomes, events,
+/// files; nothing delivered) that the report was made from.
 pub fn report(
     inputs: &[PathBuf],
     sidecar_db: Option<&Path>,
     dead_letters: Option<&Path>,
-) -> Result<Report, MigrateError> {
-    let (summary, mut counts) = count_export(inputs)?;
+) -> Result<(Report, MigrationSummary), MigrateError> {
+    let (mut summary, mut counts) = count_export(inputs)?;
     delivered_as_produced(&mut counts);
     let identities = match sidecar_db {
         Some(path) => posthog_alias_sink::store::Store::open(path)
@@ -126,12 +127,16 @@ pub fn report(
             dir,
         ));
     }
+    summary.problems = problems
+        .iter()
+        .map(|problem| (problem.file.clone(), problem.problem.clone()))
+        .collect();
     report.files = Files {
         total: summary.files,
         done: summary.files_done,
         problems,
     };
-    Ok(report)
+    Ok((report, summary))
 }
 
 #[cfg(test)]
