@@ -665,12 +665,23 @@ fn the_vector_engine_killed_mid_run_resumes_with_nothing_lost() {
         .spawn()
         .expect("starts");
     wait_for(2);
-    let killed = Command::new("pkill")
-        .args(["-KILL", "-f"])
-        .arg(config)
-        .status()
-        .expect("pkill");
-    assert!(killed.success(), "Vector was running");
+    // Vector is the process whose command line names the workspace's config.
+    let vector_pid = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                line.split(|byte| *byte == 0)
+                    .any(|argument| argument == config.as_os_str().as_encoded_bytes())
+            })
+        })
+        .expect("Vector was running");
+    // SAFETY: kill with a pid read from /proc; at worst it no longer exists.
+    assert_eq!(
+        unsafe { libc::kill(vector_pid, libc::SIGKILL) },
+        0,
+        "SIGKILL"
+    );
     let output = child.wait_with_output().expect("migrate ends");
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
