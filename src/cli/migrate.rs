@@ -44,9 +44,13 @@ pub struct MigrateArgs {
     /// Mapping threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Map and count everything, send nothing, write nothing.
+    /// Map and count everything, send nothing, write nothing (but --report).
     #[arg(long)]
     pub dry_run: bool,
+    /// Also write the per-day report (report.json, report.html) into DIR; with --dry-run, the
+    /// report of what would be sent.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     /// First wait before a retry, in milliseconds (doubles up to --max-backoff-ms).
     #[arg(long, default_value_t = 500, hide = true)]
     pub initial_backoff_ms: u64,
@@ -115,12 +119,23 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     };
     let summary = &report.summary;
     eprintln!("{summary}");
-    if let Some(batches) = report.dry_run_batches {
+    if let Some(dry_run) = &report.dry_run {
         eprintln!(
-            "dry run: would send {} events in {batches} requests to {}/batch/; nothing was sent or written",
+            "dry run: would send {} events in {} requests to {}/batch/; nothing was sent{}",
             summary.events,
-            args.posthog_host.trim_end_matches('/')
+            dry_run.batches,
+            args.posthog_host.trim_end_matches('/'),
+            if args.report.is_some() {
+                ""
+            } else {
+                " or written"
+            }
         );
+        if let Some(dir) = &args.report {
+            let report = amplitude_posthog::report::Report::from_dry_run(dry_run, summary);
+            let (_, html) = write_report(&report, dir)?;
+            eprintln!("report: {}", html.display());
+        }
         return Ok(if summary.problems.is_empty() {
             ExitCode::SUCCESS
         } else {
@@ -139,6 +154,11 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             .join(amplitude_posthog::report::HTML_FILE)
             .display()
     );
+    if let Some(dir) = &args.report {
+        let report = amplitude_posthog::report::Report::from_state_dir(&options.state_dir)?;
+        let (_, html) = write_report(&report, dir)?;
+        eprintln!("report: {}", html.display());
+    }
     let again = "run the same command again to continue";
     match &report.stop {
         Stop::Credentials { status } => eprintln!(
@@ -166,4 +186,14 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(summary.exit_code(&report.stop)))
+}
+
+/// Writes `report` into `dir` (made if missing); the paths of `report.json` and `report.html`.
+fn write_report(
+    report: &amplitude_posthog::report::Report,
+    dir: &std::path::Path,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)
+        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
+    Ok(report.write(dir)?)
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::engine::EngineKind;
 
-pub use pipeline::{RunReport, run};
+pub use pipeline::{DryRun, RunReport, run};
 
 /// Everything `migrate` needs to know.
 #[derive(Debug, Clone)]

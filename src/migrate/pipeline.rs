@@ -50,10 +50,18 @@ const COMPONENT: &str = "migrate";
 pub struct RunReport {
     pub summary: MigrationSummary,
     pub stop: Stop,
-    /// For a dry run: the requests it would have made.
-    pub dry_run_batches: Option<u64>,
-    /// For a dry run: its (day, metric, reason) counts (a real run's are in the state).
-    pub dry_run_counts: BTreeMap<(String, String, String), u64>,
+    /// What a dry run found (a real run's counts are in the state).
+    pub dry_run: Option<DryRun>,
+}
+
+/// What a dry run counted, which a real run keeps in its state instead.
+pub struct DryRun {
+    /// The requests it would have made.
+    pub batches: u64,
+    /// Its (day, metric, reason) counts.
+    pub counts: BTreeMap<(String, String, String), u64>,
+    /// One example row per skip and refusal reason.
+    pub examples: Vec<Example>,
 }
 
 /// One input file to read in this run.
@@ -262,7 +270,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         let _ = mapper.join();
     }
     let batches = runtime.block_on(senders).unwrap_or(0);
-    let assembled = assembled?;
+    let mut assembled = assembled?;
     let state = match committer {
         Some(committer) => Some(committer.join().expect("the committer does not panic")?),
         None => None,
@@ -278,6 +286,11 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         Some(state) => MigrationSummary::from_counts(&state.day_counts()?),
         None => MigrationSummary::from_counts(&dry_run_counts),
     };
+    let dry_run = options.dry_run.then(|| DryRun {
+        batches,
+        counts: dry_run_counts,
+        examples: std::mem::take(&mut assembled.examples),
+    });
     if let Some((signals, shutdown)) = sidecar {
         if stop == Stop::Finished {
             let store = Store::open(&options.state_dir.join(super::state::DATABASE))
@@ -328,8 +341,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     Ok(RunReport {
         summary,
         stop,
-        dry_run_batches: options.dry_run.then_some(batches),
-        dry_run_counts,
+        dry_run,
     })
 }
 
@@ -600,6 +612,8 @@ fn read_files(
 struct Assembled {
     counts: DayCounts,
     files: u64,
+    /// The first row of each skip and refusal reason.
+    examples: Vec<Example>,
 }
 
 impl Assembled {
@@ -649,6 +663,7 @@ fn assemble(
     let mut assembled = Assembled {
         counts: DayCounts::new(),
         files: 0,
+        examples: Vec::new(),
     };
     let mut batch = Batch {
         events: Arc::new(Vec::new()),
@@ -744,6 +759,7 @@ fn assemble(
         for (key, value) in &pending.counts {
             *assembled.counts.entry(key.clone()).or_default() += value;
         }
+        assembled.examples.extend(pending.examples.iter().cloned());
         if let Some(store) = store.as_mut()
             && !identities.is_empty()
         {

@@ -260,8 +260,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     Ok(RunReport {
         summary,
         stop,
-        dry_run_batches: None,
-        dry_run_counts: BTreeMap::new(),
+        dry_run: None,
     })
 }
 

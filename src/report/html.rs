@@ -99,7 +99,9 @@ pub fn render(report: &Report) -> String {
         page,
         "<p class=\"{}\">{}</p>",
         if adds_up { "ok" } else { "bad" },
-        if adds_up {
+        if adds_up && report.is_dry_run() {
+            "Every day adds up: each row was mapped, skipped or refused."
+        } else if adds_up {
             "Every day adds up: each row was mapped, skipped or refused, and each event was delivered or dead-lettered."
         } else {
             "Some days do not add up yet: the migration has not finished (see the table)."
@@ -119,6 +121,12 @@ pub fn render(report: &Report) -> String {
         report.groups_pending
     );
 
+    if report.is_dry_run() {
+        page.push_str(
+            "<p class=\"meta\" id=\"basis\">A dry run: nothing was sent to PostHog and no state was written, so nothing is delivered. \
+             The events produced are what <code>migrate</code> without <code>--dry-run</code> would send.</p>\n",
+        );
+    }
     if report.delivered_basis == super::vector_pipeline::PRODUCED {
         page.push_str(
             "<p class=\"meta\" id=\"basis\">Carried by Vector, which records no deliveries: the delivered counts are the events the mapping produced, \

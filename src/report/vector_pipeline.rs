@@ -24,7 +24,11 @@ pub fn count_export(inputs: &[PathBuf]) -> Result<(MigrationSummary, Counts), Mi
     let mut options = MigrateOptions::new(inputs.to_vec(), "http://127.0.0.1", "");
     options.dry_run = true;
     let report = crate::migrate::run(&options)?;
-    Ok((report.summary, report.dry_run_counts))
+    let counts = report
+        .dry_run
+        .map(|dry_run| dry_run.counts)
+        .unwrap_or_default();
+    Ok((report.summary, counts))
 }
 
 /// Adds `delivered` = `events` for every day.

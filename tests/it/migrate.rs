@@ -279,6 +279,110 @@ fn a_dry_run_counts_everything_and_sends_and_writes_nothing() {
     );
 }
 
+/// The README's first try, as a newcomer types it: no key, no PostHog, `--dry-run --report`.
+#[test]
+fn a_dry_run_with_report_writes_the_report_of_what_would_be_sent_and_nothing_else() {
+    let setup = Setup::generated(3_000, 44, 0.02);
+    let expected = expected(&setup.lines);
+    let output = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+        .arg("migrate")
+        .arg(setup.path("export"))
+        .args(["--posthog-host", "https://us.i.posthog.com", "--dry-run"])
+        .arg("--state")
+        .arg(setup.path("state"))
+        .arg("--report")
+        .arg(setup.path("demo-report"))
+        .env_remove("POSTHOG_API_KEY")
+        .output()
+        .expect("migrate runs");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!setup.path("state").exists(), "a dry run writes no state");
+    assert!(
+        text.contains(&format!(
+            "report: {}",
+            setup.path("demo-report").join("report.html").display()
+        )),
+        "{text}"
+    );
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(setup.path("demo-report").join("report.json")).expect("report.json"),
+    )
+    .expect("json");
+    assert_eq!(report["delivered_basis"], "dry_run");
+    let totals = &report["totals"];
+    let rejected: u64 = expected.rejected.values().sum();
+    let sum = |counts: &Value| -> u64 {
+        counts
+            .as_object()
+            .expect("reasons")
+            .values()
+            .map(|count| count.as_u64().expect("count"))
+            .sum()
+    };
+    assert_eq!(
+        vec![
+            totals["rows"].as_u64().expect("rows"),
+            totals["mapped"].as_u64().expect("mapped"),
+            sum(&totals["skipped"]),
+            sum(&totals["rejected"]),
+            totals["events"].as_u64().expect("events"),
+            totals["delivered"].as_u64().expect("delivered"),
+        ],
+        vec![
+            expected.rows,
+            expected.mapped,
+            expected.skipped,
+            rejected,
+            expected.events.len() as u64,
+            0
+        ]
+    );
+    // Every day's rows add up, and every reason has its example row.
+    let days = report["days"].as_array().expect("days");
+    assert!(days.len() >= 3, "{} days", days.len());
+    for day in days {
+        assert_eq!(
+            day["rows"].as_u64(),
+            Some(
+                day["mapped"].as_u64().expect("mapped")
+                    + sum(&day["skipped"])
+                    + sum(&day["rejected"])
+            ),
+            "{day}"
+        );
+    }
+    let exemplified: BTreeSet<(String, String)> = report["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .map(|example| {
+            (
+                example["metric"].as_str().expect("metric").to_owned(),
+                example["reason"].as_str().expect("reason").to_owned(),
+            )
+        })
+        .collect();
+    let reasons: BTreeSet<(String, String)> = totals["skipped"]
+        .as_object()
+        .expect("skipped")
+        .keys()
+        .map(|reason| ("skipped".to_owned(), reason.clone()))
+        .chain(
+            totals["rejected"]
+                .as_object()
+                .expect("rejected")
+                .keys()
+                .map(|reason| ("rejected".to_owned(), reason.clone())),
+        )
+        .collect();
+    assert_eq!(exemplified, reasons);
+    let html = std::fs::read_to_string(setup.path("demo-report").join("report.html"))
+        .expect("report.html");
+    assert!(html.contains("A dry run: nothing was sent to PostHog"));
+    assert!(html.contains("Every day adds up: each row was mapped, skipped or refused."));
+}
+
 #[test]
 fn faults_from_posthog_lose_nothing_and_a_refused_event_is_dead_lettered_with_the_answer() {
     let setup = Setup::generated(6_000, 43, 0.0);

@@ -22,21 +22,70 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Vector binary to run, or `None` (after saying so in one line) when this machine has
-/// none: `VECTOR_BIN`, else `vector` on `PATH`.
+/// The oldest Vector the shipped pipeline supports (multi-member gzip, no environment
+/// interpolation by default: `vector.toml`'s header).
+const OLDEST_VECTOR: (u32, u32) = (0, 57);
+
+/// The Vector to run — `VECTOR_BIN`, else `vector` on `PATH` — when it is 0.57 or later.
+/// Otherwise `None`, after one line on the test output naming the test and why it did not run
+/// (written to the process's stderr itself, past the harness's capture, so a CI log shows
+/// every real-Vector check that was skipped). A `VECTOR_BIN` that does not run fails the
+/// test: whoever set it asked for the real runs.
 pub fn vector() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("VECTOR_BIN") {
-        return Some(PathBuf::from(path));
+    let Some(path) = amplitude_posthog::migrate::vector::find_vector() else {
+        skipped("no Vector (set VECTOR_BIN=/path/to/vector or put vector on PATH)");
+        return None;
+    };
+    let output = Command::new(&path)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|error| panic!("{} --version: {error}", path.display()));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    match vector_version(&text) {
+        Some(version) if version >= OLDEST_VECTOR => Some(path),
+        Some((major, minor)) => {
+            skipped(&format!(
+                "no Vector: {} is {major}.{minor}, older than {}.{}",
+                path.display(),
+                OLDEST_VECTOR.0,
+                OLDEST_VECTOR.1
+            ));
+            None
+        }
+        None => panic!(
+            "{} --version printed {text:?}: not a Vector",
+            path.display()
+        ),
     }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("vector"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        eprintln!("no Vector (set VECTOR_BIN or put vector on PATH): real-Vector test skipped");
-    }
-    found
+}
+
+/// (major, minor) of `vector --version`'s `vector 0.58.0 (x86_64-unknown-linux-gnu …)`.
+fn vector_version(text: &str) -> Option<(u32, u32)> {
+    let version = text.strip_prefix("vector ")?.split_whitespace().next()?;
+    let mut parts = version.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// `skipped: <why> — <test>` on the test binary's stderr, uncaptured.
+fn skipped(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a real-Vector test");
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {why} — {test} (a real-Vector check, not run here)"
+    );
+}
+
+#[test]
+fn vector_versions_are_read_from_its_version_line() {
+    assert_eq!(
+        vector_version(
+            "vector 0.58.0 (x86_64-unknown-linux-gnu 7fb1e06 2025-06-17 14:04:08.787785346)\n"
+        ),
+        Some((0, 58))
+    );
+    assert_eq!(vector_version("vector 1.2.3-custom"), Some((1, 2)));
+    assert_eq!(vector_version("something else"), None);
 }
 
 /// The sidecar binary of this workspace's build (`cargo test --workspace` builds it).
