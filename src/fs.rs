@@ -72,26 +72,60 @@ pub struct WalkError {
 }
 
 /// Every regular file under `root` (at any depth, following symbolic links to files and
-/// directories), sorted by path. A file given as `root` is returned alone.
+/// directories, each directory once however many links lead to it), sorted by path. A file
+/// given as `root` is returned alone. The first entry that cannot be read is the error.
 pub fn walk_files(root: &Path) -> Result<Vec<PathBuf>, WalkError> {
+    let (files, mut unreadable) = walk_files_reporting(root)?;
+    match unreadable.is_empty() {
+        true => Ok(files),
+        false => Err(unreadable.remove(0)),
+    }
+}
+
+/// [`walk_files`], but an entry under `root` that cannot be read (a dangling link, a link
+/// loop, a directory without permission) is returned beside the files instead of ending the
+/// walk. Only an unreadable `root` is an error.
+pub fn walk_files_reporting(root: &Path) -> Result<(Vec<PathBuf>, Vec<WalkError>), WalkError> {
+    use std::os::unix::fs::MetadataExt;
     let error_at = |path: &Path| {
         let path = path.to_path_buf();
         move |source| WalkError { path, source }
     };
     let mut files = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut visited = std::collections::HashSet::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(path) = pending.pop() {
-        let metadata = fs::metadata(&path).map_err(error_at(&path))?;
+        let is_root = path == root;
+        let metadata = match fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if is_root => return Err(error_at(&path)(error)),
+            Err(error) => {
+                unreadable.push(error_at(&path)(error));
+                continue;
+            }
+        };
         if metadata.is_file() {
             files.push(path);
-        } else if metadata.is_dir() {
-            for entry in fs::read_dir(&path).map_err(error_at(&path))? {
-                pending.push(entry.map_err(error_at(&path))?.path());
+        } else if metadata.is_dir() && visited.insert((metadata.dev(), metadata.ino())) {
+            let entries = match fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(error) if is_root => return Err(error_at(&path)(error)),
+                Err(error) => {
+                    unreadable.push(error_at(&path)(error));
+                    continue;
+                }
+            };
+            for entry in entries {
+                match entry {
+                    Ok(entry) => pending.push(entry.path()),
+                    Err(error) => unreadable.push(error_at(&path)(error)),
+                }
             }
         }
     }
     files.sort();
-    Ok(files)
+    Ok((files, unreadable))
 }
 
 #[cfg(test)]

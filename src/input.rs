@@ -45,7 +45,20 @@ impl InputSource {
 /// export files under it (`*.json.gz`, `*.json`, and the `*.json.gz` members of `*.zip`), in
 /// path order; a zip to its `*.json.gz` members, in the zip's order. `-` is standard input.
 pub fn discover(args: &[PathBuf]) -> Result<Vec<InputSource>, InputError> {
+    let (inputs, mut unreadable) = discover_reporting(args)?;
+    match unreadable.is_empty() {
+        true => Ok(inputs),
+        false => Err(unreadable.remove(0)),
+    }
+}
+
+/// [`discover`], but an entry under a directory that cannot be read (a dangling link, a link
+/// loop) is returned beside the inputs, for the caller to report, instead of ending it all.
+pub fn discover_reporting(
+    args: &[PathBuf],
+) -> Result<(Vec<InputSource>, Vec<InputError>), InputError> {
     let mut inputs = Vec::new();
+    let mut problems = Vec::new();
     for arg in args {
         if arg == Path::new("-") {
             inputs.push(InputSource::Stdin);
@@ -56,11 +69,13 @@ pub fn discover(args: &[PathBuf]) -> Result<Vec<InputSource>, InputError> {
             error,
         })?;
         let files = if metadata.is_dir() {
-            crate::fs::walk_files(arg)
-                .map_err(|error| InputError::Open {
-                    path: error.path.display().to_string(),
-                    error: error.source,
-                })?
+            let open_error = |error: crate::fs::WalkError| InputError::Open {
+                path: error.path.display().to_string(),
+                error: error.source,
+            };
+            let (files, unreadable) = crate::fs::walk_files_reporting(arg).map_err(open_error)?;
+            problems.extend(unreadable.into_iter().map(open_error));
+            files
                 .into_iter()
                 .filter(|path| is_export_file(path) || is_zip(path))
                 .collect()
@@ -82,7 +97,7 @@ pub fn discover(args: &[PathBuf]) -> Result<Vec<InputSource>, InputError> {
             }
         }
     }
-    Ok(inputs)
+    Ok((inputs, problems))
 }
 
 /// Amplitude's `*.json.gz` files, and plain `*.json` files.
@@ -112,9 +127,28 @@ pub enum InputError {
     },
 }
 
+/// The longest row read whole: four times PostHog's 900 000-byte event limit. A longer line
+/// can never become an event PostHog takes (docs/MAPPING_DECISIONS.md), so it is refused as
+/// `event_too_large` while it is read — never held whole: memory stays flat whatever the input.
+pub const MAX_LINE_BYTES: usize = 4 * 900_000;
+
+/// How much of an over-long line is kept, for its dead letter (which says it was cut).
+pub const OVERSIZED_KEPT_BYTES: usize = 64 * 1024;
+
+/// One line read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    /// Its 1-based number in the input (after decompression).
+    pub number: u64,
+    /// For a line longer than [`MAX_LINE_BYTES`]: its whole length in bytes. The buffer then
+    /// holds only its first [`OVERSIZED_KEPT_BYTES`].
+    pub oversized: Option<u64>,
+}
+
 /// Iterates over the lines of one input, without their `\n`. A last line without a
 /// newline is still a line (Vector would not read it; the exporter and generator never
-/// write one, see docs/ARCHITECTURE.md).
+/// write one, see docs/ARCHITECTURE.md). Blank lines (nothing but whitespace) are not rows:
+/// they are passed over, and still counted in the line numbers.
 pub struct LineReader {
     source: InputSource,
     reader: Box<dyn BufRead + Send>,
@@ -142,16 +176,17 @@ impl LineReader {
 
     /// Reads lines from `raw` (plain or gzip, told by its first bytes), named `source`.
     pub fn from_read(source: InputSource, raw: Box<dyn Read + Send>) -> Result<Self, InputError> {
+        let read_error = |error| InputError::Read {
+            path: source.display_name(),
+            line: 0,
+            error,
+        };
         let mut buffered = BufReader::with_capacity(256 * 1024, raw);
         let is_gzip = buffered
             .fill_buf()
             .map(crate::fs::is_gzip)
-            .map_err(|error| InputError::Read {
-                path: source.display_name(),
-                line: 0,
-                error,
-            })?;
-        let reader: Box<dyn BufRead + Send> = if is_gzip {
+            .map_err(read_error)?;
+        let mut reader: Box<dyn BufRead + Send> = if is_gzip {
             Box::new(BufReader::with_capacity(
                 256 * 1024,
                 MultiGzDecoder::new(buffered),
@@ -159,6 +194,13 @@ impl LineReader {
         } else {
             Box::new(buffered)
         };
+        let head = reader.fill_buf().map_err(read_error)?;
+        if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+            return Err(read_error(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it is UTF-16 text; Amplitude exports are UTF-8 JSON lines (convert it: iconv -f UTF-16 -t UTF-8)",
+            )));
+        }
         Ok(LineReader {
             source,
             reader,
@@ -170,25 +212,66 @@ impl LineReader {
         &self.source
     }
 
-    /// Reads the next line into `buffer` (cleared first). Returns its 1-based number, or
-    /// `None` at the end of the input.
-    pub fn next_line(&mut self, buffer: &mut Vec<u8>) -> Result<Option<u64>, InputError> {
+    /// Reads the next row into `buffer` (cleared first), passing over blank lines. `None` at
+    /// the end of the input.
+    pub fn next_line(&mut self, buffer: &mut Vec<u8>) -> Result<Option<Line>, InputError> {
+        loop {
+            let Some(line) = self.read_line(buffer)? else {
+                return Ok(None);
+            };
+            if line.oversized.is_some() || !buffer.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Some(line));
+            }
+        }
+    }
+
+    /// Reads one line, keeping at most [`MAX_LINE_BYTES`] of it (a longer one: its first
+    /// [`OVERSIZED_KEPT_BYTES`], the rest read and dropped).
+    fn read_line(&mut self, buffer: &mut Vec<u8>) -> Result<Option<Line>, InputError> {
         buffer.clear();
-        let read = self
-            .reader
-            .read_until(b'\n', buffer)
-            .map_err(|error| InputError::Read {
-                path: self.source.display_name(),
-                line: self.line_number,
-                error,
-            })?;
-        if read == 0 {
+        let mut length: u64 = 0;
+        let mut oversized = false;
+        let mut ended = false;
+        while !ended {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    return Err(InputError::Read {
+                        path: self.source.display_name(),
+                        line: self.line_number,
+                        error,
+                    });
+                }
+            };
+            if available.is_empty() {
+                break;
+            }
+            let (part, used) = match memchr::memchr(b'\n', available) {
+                Some(at) => {
+                    ended = true;
+                    (&available[..at], at + 1)
+                }
+                None => (available, available.len()),
+            };
+            length += part.len() as u64;
+            if !oversized && buffer.len() + part.len() > MAX_LINE_BYTES {
+                oversized = true;
+                let room = OVERSIZED_KEPT_BYTES.saturating_sub(buffer.len());
+                buffer.extend_from_slice(&part[..room.min(part.len())]);
+                buffer.truncate(OVERSIZED_KEPT_BYTES);
+            } else if !oversized {
+                buffer.extend_from_slice(part);
+            }
+            self.reader.consume(used);
+        }
+        if !ended && length == 0 {
             return Ok(None);
         }
-        if buffer.last() == Some(&b'\n') {
-            buffer.pop();
-        }
         self.line_number += 1;
-        Ok(Some(self.line_number))
+        Ok(Some(Line {
+            number: self.line_number,
+            oversized: oversized.then_some(length),
+        }))
     }
 }

@@ -25,6 +25,8 @@ const BLOCK_ROWS: usize = 4096;
 struct Row {
     line_number: u64,
     bytes: Vec<u8>,
+    /// The whole length of a row too long to hold (`bytes` is its start).
+    oversized: Option<u64>,
 }
 
 /// Maps every input in order. An input that cannot be opened or read is reported in the
@@ -58,7 +60,11 @@ pub fn run_map(
             let read_error = fill_block(&mut reader, &mut block);
             map_block(&mut mappers, &block, &mut outcomes);
             for (row, outcome) in block.iter().zip(&outcomes) {
-                summary.record(row.bytes.len(), outcome);
+                summary.record(
+                    row.oversized
+                        .map_or(row.bytes.len(), |length| length as usize),
+                    outcome,
+                );
                 write_outcome(out, format, outcome)?;
                 if let (MappingOutcome::Rejected(reason), Some(sink)) =
                     (outcome, rejects.as_deref_mut())
@@ -91,11 +97,13 @@ fn fill_block(reader: &mut LineReader, block: &mut Vec<Row>) -> Option<InputErro
             block.push(Row {
                 line_number: 0,
                 bytes: Vec::new(),
+                oversized: None,
             });
         }
         match reader.next_line(&mut block[filled].bytes) {
-            Ok(Some(line_number)) => {
-                block[filled].line_number = line_number;
+            Ok(Some(line)) => {
+                block[filled].line_number = line.number;
+                block[filled].oversized = line.oversized;
                 filled += 1;
             }
             Ok(None) => break,
@@ -109,6 +117,16 @@ fn fill_block(reader: &mut LineReader, block: &mut Vec<Row>) -> Option<InputErro
     None
 }
 
+/// A row's outcome; one too long to hold is `event_too_large` without being mapped.
+fn map_row(mapper: &mut dyn RowMapper, row: &Row) -> MappingOutcome {
+    match row.oversized {
+        Some(_) => {
+            MappingOutcome::Rejected(amplitude_posthog_transform::RejectReason::EventTooLarge)
+        }
+        None => mapper.map_line(&row.bytes),
+    }
+}
+
 fn map_block(
     mappers: &mut [Box<dyn RowMapper>],
     block: &[Row],
@@ -116,7 +134,7 @@ fn map_block(
 ) {
     outcomes.clear();
     if mappers.len() == 1 || block.len() < 64 {
-        outcomes.extend(block.iter().map(|row| mappers[0].map_line(&row.bytes)));
+        outcomes.extend(block.iter().map(|row| map_row(mappers[0].as_mut(), row)));
         return;
     }
     let share = block.len().div_ceil(mappers.len());
@@ -125,7 +143,11 @@ fn map_block(
             .iter_mut()
             .zip(block.chunks(share))
             .map(|(mapper, rows)| {
-                scope.spawn(move || rows.iter().map(|row| mapper.map_line(&row.bytes)).collect())
+                scope.spawn(move || {
+                    rows.iter()
+                        .map(|row| map_row(mapper.as_mut(), row))
+                        .collect()
+                })
             })
             .collect();
         handles
@@ -170,6 +192,7 @@ fn write_dead_letter(sink: &mut dyn Write, file: &str, row: &Row, reason: &str) 
         row: &row.bytes,
         reason,
         component: "map",
+        cut: row.oversized,
     };
     sink.write_all(letter.to_json().as_bytes())?;
     sink.write_all(b"\n")

@@ -129,6 +129,14 @@ async fn status(State(state): State<IntakeState>) -> Result<Response, IntakeErro
         .credentials_error
         .load(Ordering::SeqCst)
         .into();
+    value["wrong_host"] = state
+        .signals
+        .wrong_host
+        .lock()
+        .expect("signals")
+        .as_ref()
+        .map_or(0, |(status, _)| *status)
+        .into();
     Ok(axum::Json(value).into_response())
 }
 

@@ -9,12 +9,14 @@
 //! - [`store`]: the SQLite outbox (schema migrations, dedup, conflicts, groups, counters).
 //! - [`intake`]: the HTTP server Vector talks to, and `/status`, `/metrics`.
 //! - [`posthog`]: the `/batch/` request and the meaning of each answer.
+//! - [`refusals`]: whether PostHog refusing whole requests is bad data or a bad setup.
 //! - [`sender`]: drains the outbox to PostHog.
 //! - [`status`]: Prometheus rendering.
 
 pub mod intake;
 pub mod posthog;
 pub mod records;
+pub mod refusals;
 pub mod sender;
 pub mod status;
 pub mod store;

@@ -168,6 +168,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Ok(Stopped::Credentials) => {
                 tracing::error!("sending stopped on a credentials error; records are kept pending");
             }
+            Ok(Stopped::WrongHost) => {
+                tracing::error!("sending stopped: the host is not PostHog's capture endpoint; records are kept pending");
+            }
+            Ok(Stopped::RefusedEverything) => {
+                tracing::error!("sending stopped: PostHog refuses every entry; records are kept pending");
+            }
             Ok(Stopped::Shutdown) => {}
             Err(error) => return Err(error),
         }
@@ -241,6 +247,18 @@ fn flush(url: &str, timeout_secs: u64) -> anyhow::Result<ExitCode> {
                 bail!(
                     "the sidecar stopped on a credentials error: {}",
                     status["last_error"].as_str().unwrap_or("check the API key")
+                );
+            }
+            if status["wrong_host"]
+                .as_u64()
+                .is_some_and(|status| status > 0)
+            {
+                bar.abandon();
+                bail!(
+                    "the sidecar stopped: {}",
+                    status["last_error"]
+                        .as_str()
+                        .unwrap_or("check the PostHog host")
                 );
             }
             if pending == 0 {

@@ -26,14 +26,44 @@ pub enum Delivery {
     Isolate { reason: String },
     /// 401 or 403: the key is wrong; stop sending and keep everything pending.
     Credentials { status: u16 },
+    /// 404, 405 or a redirect: the request did not reach PostHog's capture endpoint (a typo in
+    /// the host, the app host instead of the capture host, `http` for `https`). Stop sending,
+    /// keep everything pending, and never follow the redirect (it would carry the key
+    /// elsewhere). `advice` says which host to use.
+    WrongHost { status: u16, advice: String },
 }
 
+/// The capture hosts of PostHog's clouds, for advice.
+const CLOUD_HOSTS: &str = "US cloud https://us.i.posthog.com, EU cloud https://eu.i.posthog.com, self-hosted: your instance's address";
+
 impl Delivery {
-    /// Classifies an HTTP answer.
-    pub fn from_status(status: u16, retry_after: Option<&str>, body: &str) -> Delivery {
+    /// Classifies an HTTP answer; `location` is its `Location` header, if any.
+    pub fn from_status(
+        status: u16,
+        retry_after: Option<&str>,
+        location: Option<&str>,
+        body: &str,
+    ) -> Delivery {
         match status {
             200..=299 => Delivery::Accepted,
             401 | 403 => Delivery::Credentials { status },
+            300..=399 => Delivery::WrongHost {
+                status,
+                advice: match location.and_then(origin) {
+                    Some(origin) => format!(
+                        "it redirects to {origin}: give that as the host if it is yours ({CLOUD_HOSTS})"
+                    ),
+                    None => format!(
+                        "it redirects elsewhere: give PostHog's capture host ({CLOUD_HOSTS})"
+                    ),
+                },
+            },
+            404 | 405 => Delivery::WrongHost {
+                status,
+                advice: format!(
+                    "there is no PostHog /batch/ endpoint there: give PostHog's capture host, without a path ({CLOUD_HOSTS})"
+                ),
+            },
             413 => Delivery::Split,
             408 | 429 | 500..=599 => Delivery::Retry {
                 after: retry_after
@@ -49,6 +79,40 @@ impl Delivery {
             },
         }
     }
+}
+
+/// `scheme://host[:port]` of a redirect's target.
+fn origin(location: &str) -> Option<String> {
+    let url = reqwest::Url::parse(location).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
+}
+
+/// The HTTP client for PostHog: a timeout, and redirects never followed (a redirected POST
+/// would carry the key to another host, or become a bodiless GET).
+pub fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// Classifies a response of PostHog's (reading its body).
+pub async fn classify(response: reqwest::Response) -> Delivery {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (retry_after, location) = (header("retry-after"), header("location"));
+    let text = response.text().await.unwrap_or_default();
+    Delivery::from_status(status, retry_after.as_deref(), location.as_deref(), &text)
 }
 
 /// The PostHog event of an outbox entry.
@@ -117,16 +181,7 @@ pub async fn send(
         .send()
         .await;
     match response {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned);
-            let text = response.text().await.unwrap_or_default();
-            Delivery::from_status(status, retry_after.as_deref(), &text)
-        }
+        Ok(response) => classify(response).await,
         // The error's text names the URL, never the key (it is only in the body).
         Err(error) => Delivery::Retry {
             after: None,
@@ -141,29 +196,50 @@ mod tests {
 
     #[test]
     fn one_place_decides_what_each_status_means() {
-        assert_eq!(Delivery::from_status(200, None, ""), Delivery::Accepted);
-        assert_eq!(Delivery::from_status(413, None, ""), Delivery::Split);
         assert_eq!(
-            Delivery::from_status(401, None, ""),
+            Delivery::from_status(200, None, None, ""),
+            Delivery::Accepted
+        );
+        assert_eq!(Delivery::from_status(413, None, None, ""), Delivery::Split);
+        assert_eq!(
+            Delivery::from_status(401, None, None, ""),
             Delivery::Credentials { status: 401 }
         );
         assert_eq!(
-            Delivery::from_status(403, None, ""),
+            Delivery::from_status(403, None, None, ""),
             Delivery::Credentials { status: 403 }
         );
         assert!(
-            matches!(Delivery::from_status(429, Some("7"), ""), Delivery::Retry { after: Some(after), .. } if after == Duration::from_secs(7))
+            matches!(Delivery::from_status(429, Some("7"), None, ""), Delivery::Retry { after: Some(after), .. } if after == Duration::from_secs(7))
         );
         assert!(matches!(
-            Delivery::from_status(503, None, ""),
+            Delivery::from_status(503, None, None, ""),
             Delivery::Retry { after: None, .. }
         ));
         assert!(matches!(
-            Delivery::from_status(408, None, ""),
+            Delivery::from_status(408, None, None, ""),
             Delivery::Retry { .. }
         ));
         assert!(
-            matches!(Delivery::from_status(400, None, "bad uuid"), Delivery::Isolate { reason } if reason.contains("bad uuid"))
+            matches!(Delivery::from_status(400, None, None, "bad uuid"), Delivery::Isolate { reason } if reason.contains("bad uuid"))
         );
+        for status in [404, 405] {
+            assert!(
+                matches!(Delivery::from_status(status, None, None, "<html>"), Delivery::WrongHost { status: got, advice } if got == status && advice.contains("https://us.i.posthog.com"))
+            );
+        }
+        assert_eq!(
+            Delivery::from_status(301, None, Some("https://eu.i.posthog.com/batch/"), ""),
+            Delivery::WrongHost {
+                status: 301,
+                advice: format!(
+                    "it redirects to https://eu.i.posthog.com: give that as the host if it is yours ({CLOUD_HOSTS})"
+                )
+            }
+        );
+        assert!(matches!(
+            Delivery::from_status(307, None, None, ""),
+            Delivery::WrongHost { status: 307, .. }
+        ));
     }
 }

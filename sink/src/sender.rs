@@ -31,6 +31,13 @@ pub struct SenderConfig {
 pub struct SenderSignals {
     /// Set when PostHog refused the key: sending stopped, everything stays pending.
     pub credentials_error: AtomicBool,
+    /// Set (to the status and the advice) when the host is not PostHog's capture endpoint
+    /// (404, 405, a redirect): sending stopped, everything stays pending.
+    pub wrong_host: std::sync::Mutex<Option<(u16, String)>>,
+    /// Set (to PostHog's answer) when PostHog refused every entry of
+    /// [`crate::refusals::IN_A_ROW`] whole batches in a row: a misconfiguration, not bad
+    /// entries. Sending stopped, nothing of those batches is marked.
+    pub refused_everything: std::sync::Mutex<Option<String>>,
     /// Woken by the intake when new records were committed.
     pub new_records: Notify,
 }
@@ -40,6 +47,16 @@ pub struct SenderSignals {
 pub enum Stopped {
     Shutdown,
     Credentials,
+    WrongHost,
+    RefusedEverything,
+}
+
+/// How a batch went: sent (with its refused entries marked), or wholly refused (nothing
+/// marked; PostHog's answer), or the sender must stop.
+enum Outcome {
+    Sent,
+    WhollyRefused(String),
+    Stop(Stopped),
 }
 
 /// Runs until shutdown (or a credentials error).
@@ -49,9 +66,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Stopped> {
     let mut store = Store::open(&config.database)?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let client = crate::posthog::client()?;
+    let mut refused_in_a_row = 0;
     loop {
         if *shutdown.borrow() {
             return Ok(Stopped::Shutdown);
@@ -65,13 +81,29 @@ pub async fn run(
             }
             continue;
         }
-        match deliver(&config, &client, &mut store, batch, &mut shutdown).await? {
-            Some(Stopped::Credentials) => {
+        match deliver(&config, &client, &mut store, batch, &mut shutdown, &signals).await? {
+            Outcome::Stop(Stopped::Credentials) => {
                 signals.credentials_error.store(true, Ordering::SeqCst);
                 return Ok(Stopped::Credentials);
             }
-            Some(Stopped::Shutdown) => return Ok(Stopped::Shutdown),
-            None => {}
+            Outcome::Stop(stopped) => return Ok(stopped),
+            Outcome::Sent => refused_in_a_row = 0,
+            // Left pending, so the same entries come again: a setup that refuses everything
+            // refuses them again, and the sender stops; bad entries are isolated as before
+            // once a batch with a good one comes.
+            Outcome::WhollyRefused(reason) => {
+                refused_in_a_row += 1;
+                if refused_in_a_row >= crate::refusals::IN_A_ROW {
+                    let message = format!(
+                        "PostHog refused every entry of {refused_in_a_row} whole batches in a row ({reason}): \
+                         that is the setup (the project, the host, a proxy), not bad entries. Sending stopped, nothing is lost."
+                    );
+                    tracing::error!("{message}");
+                    store.set_last_error(Some(&message))?;
+                    *signals.refused_everything.lock().expect("signals") = Some(reason);
+                    return Ok(Stopped::RefusedEverything);
+                }
+            }
         }
     }
 }
@@ -84,7 +116,11 @@ async fn deliver(
     store: &mut Store,
     batch: Vec<Outgoing>,
     shutdown: &mut watch::Receiver<bool>,
-) -> anyhow::Result<Option<Stopped>> {
+    signals: &SenderSignals,
+) -> anyhow::Result<Outcome> {
+    let entries = batch.len();
+    // Refused entries with PostHog's answer, marked once the whole batch is answered.
+    let mut refused: Vec<(Vec<Outgoing>, String)> = Vec::new();
     // Work list of batches still to send; halves go to the front so order is kept.
     let mut work = vec![batch];
     let mut backoff = config.initial_backoff;
@@ -104,7 +140,7 @@ async fn deliver(
                 work.push(batch);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => return Ok(Some(Stopped::Shutdown)),
+                    _ = shutdown.changed() => return Ok(Outcome::Stop(Stopped::Shutdown)),
                 }
             }
             Delivery::Split | Delivery::Isolate { .. } if batch.len() > 1 => {
@@ -113,14 +149,11 @@ async fn deliver(
                 work.push(second);
                 work.push(first);
             }
-            Delivery::Split => {
-                tracing::error!("PostHog refused one event as too large; marked failed");
-                store.mark(&batch, Some("PostHog refused the event as too large (413)"))?;
-            }
-            Delivery::Isolate { reason } => {
-                tracing::error!("{reason}; the event is marked failed");
-                store.mark(&batch, Some(&reason))?;
-            }
+            Delivery::Split => refused.push((
+                batch,
+                "PostHog refused the event as too large (413)".to_owned(),
+            )),
+            Delivery::Isolate { reason } => refused.push((batch, reason)),
             Delivery::Credentials { status } => {
                 let message = format!(
                     "credentials error: PostHog answered {status}; check the project API key (POSTHOG_API_KEY or --api-key-file) \
@@ -128,9 +161,26 @@ async fn deliver(
                 );
                 tracing::error!("{message}");
                 store.set_last_error(Some(&message))?;
-                return Ok(Some(Stopped::Credentials));
+                return Ok(Outcome::Stop(Stopped::Credentials));
+            }
+            Delivery::WrongHost { status, advice } => {
+                let message = format!(
+                    "wrong host: {} answered {status}; {advice}. Sending stopped, nothing is lost: restart once the host is fixed.",
+                    config.batch_url
+                );
+                tracing::error!("{message}");
+                store.set_last_error(Some(&message))?;
+                *signals.wrong_host.lock().expect("signals") = Some((status, advice));
+                return Ok(Outcome::Stop(Stopped::WrongHost));
             }
         }
     }
-    Ok(None)
+    if entries >= 2 && refused.len() == entries {
+        return Ok(Outcome::WhollyRefused(refused.swap_remove(0).1));
+    }
+    for (entries, reason) in &refused {
+        tracing::error!("{reason}; the event is marked failed");
+        store.mark(entries, Some(reason))?;
+    }
+    Ok(Outcome::Sent)
 }

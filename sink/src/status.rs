@@ -5,7 +5,7 @@ use crate::store::Counts;
 
 /// Prometheus text exposition of the counts.
 pub fn prometheus(counts: &Counts, credentials_error: bool) -> String {
-    let metrics: [(&str, &str, &str, u64); 9] = [
+    let metrics: [(&str, &str, &str, u64); 11] = [
         (
             "received_records_total",
             "counter",
@@ -53,6 +53,18 @@ pub fn prometheus(counts: &Counts, credentials_error: bool) -> String {
             "gauge",
             "Group property changes waiting to be sent.",
             counts.groups_pending,
+        ),
+        (
+            "groups_sent_total",
+            "counter",
+            "Group updates PostHog accepted.",
+            counts.groups_sent,
+        ),
+        (
+            "groups_failed_total",
+            "counter",
+            "Group updates PostHog refused (marked failed with a reason).",
+            counts.groups_failed,
         ),
         (
             "credentials_error",

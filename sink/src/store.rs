@@ -93,6 +93,9 @@ pub struct Counts {
     pub conflicts: u64,
     pub groups: u64,
     pub groups_pending: u64,
+    /// Group updates PostHog accepted, and refused for good (a group's latest snapshot each).
+    pub groups_sent: u64,
+    pub groups_failed: u64,
     pub last_error: Option<String>,
 }
 
@@ -253,6 +256,48 @@ impl Store {
         Ok(out)
     }
 
+    /// Every alias and group update PostHog refused for good, oldest first: `each` gets the
+    /// entry as it was sent and PostHog's answer.
+    pub fn for_each_refused(
+        &self,
+        mut each: impl FnMut(&Outgoing, &str) -> std::io::Result<()>,
+    ) -> rusqlite::Result<std::io::Result<()>> {
+        let mut aliases = self.connection.prepare(
+            "SELECT device_id, user_id, first_seen, uuid, coalesce(error, '') FROM aliases WHERE status = 2 ORDER BY first_seen, device_id",
+        )?;
+        let mut rows = aliases.query([])?;
+        while let Some(row) = rows.next()? {
+            let entry = Outgoing::Alias {
+                device_id: row.get(0)?,
+                user_id: row.get(1)?,
+                timestamp: row.get(2)?,
+                uuid: row.get(3)?,
+            };
+            if let Err(error) = each(&entry, &row.get::<_, String>(4)?) {
+                return Ok(Err(error));
+            }
+        }
+        let mut groups = self.connection.prepare(
+            "SELECT group_type, group_key, properties, seen_at, uuid, hash, coalesce(error, '') FROM groups WHERE status = 2 ORDER BY seen_at, group_type, group_key",
+        )?;
+        let mut rows = groups.query([])?;
+        while let Some(row) = rows.next()? {
+            let properties: String = row.get(2)?;
+            let entry = Outgoing::Group {
+                group_type: row.get(0)?,
+                group_key: row.get(1)?,
+                properties: serde_json::from_str(&properties).unwrap_or_default(),
+                timestamp: row.get(3)?,
+                uuid: row.get(4)?,
+                hash: row.get(5)?,
+            };
+            if let Err(error) = each(&entry, &row.get::<_, String>(6)?) {
+                return Ok(Err(error));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Marks entries sent (`error: None`) or failed with a reason.
     pub fn mark(&mut self, entries: &[Outgoing], error: Option<&str>) -> rusqlite::Result<()> {
         let status = if error.is_some() { FAILED } else { SENT };
@@ -314,6 +359,8 @@ impl Store {
             conflicts,
             groups: count("SELECT count(*) FROM groups")?,
             groups_pending: count("SELECT count(*) FROM groups WHERE status = 0")?,
+            groups_sent: count("SELECT count(*) FROM groups WHERE status = 1")?,
+            groups_failed: count("SELECT count(*) FROM groups WHERE status = 2")?,
             last_error: self
                 .connection
                 .query_row(

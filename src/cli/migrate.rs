@@ -93,6 +93,13 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         bail!("--posthog-host must be an http(s) URL such as https://us.i.posthog.com");
     }
+    // The host as printed: never a user name or password the URL may carry.
+    let shown_host = {
+        let mut shown = url.clone();
+        let _ = shown.set_password(None);
+        let _ = shown.set_username("");
+        shown.as_str().trim_end_matches('/').to_owned()
+    };
     let key = if args.dry_run {
         api_key(&args).unwrap_or_default()
     } else {
@@ -124,7 +131,7 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             "dry run: would send {} events in {} requests to {}/batch/; nothing was sent{}",
             summary.events,
             dry_run.batches,
-            args.posthog_host.trim_end_matches('/'),
+            shown_host,
             if args.report.is_some() {
                 ""
             } else {
@@ -164,6 +171,16 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         Stop::Credentials { status } => eprintln!(
             "stopped: PostHog answered {status} to the project API key: check --api-key-file or POSTHOG_API_KEY and --posthog-host. \
              Nothing PostHog refused is marked delivered; {again} once the key is right."
+        ),
+        Stop::WrongHost { status, advice } => eprintln!(
+            "stopped: {}/batch/ answered {status}, so it is not PostHog's capture endpoint; {advice}. \
+             Nothing was marked delivered or dead-lettered; {again} with the right --posthog-host.",
+            shown_host
+        ),
+        Stop::Refused { requests, reason } => eprintln!(
+            "stopped: PostHog refused every event of {requests} whole request(s) of unrelated events ({reason}): \
+             that is the setup (the project, the host, a proxy), not bad rows. Nothing of those requests was marked \
+             delivered or dead-lettered; {again} once it is fixed."
         ),
         Stop::Interrupted if vector.is_some() => {
             eprintln!("interrupted: Vector is stopped, its checkpoints and buffers kept; {again}.")

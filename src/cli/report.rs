@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use amplitude_posthog::migrate::DEFAULT_STATE_DIR;
+use amplitude_posthog::migrate::lock::StateLock;
 use amplitude_posthog::report::{Report, vector_pipeline};
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,7 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let out = args.out.as_ref().unwrap_or(&args.state);
     let report = if args.exports.is_empty() {
+        let _reading = StateLock::shared(&args.state)?;
         Report::from_state_dir(&args.state)?
     } else {
         let (mut report, _) = vector_pipeline::report(

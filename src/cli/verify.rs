@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use amplitude_posthog::migrate::DEFAULT_STATE_DIR;
+use amplitude_posthog::migrate::lock::StateLock;
 use amplitude_posthog::report::Report;
 use amplitude_posthog::verify::{QueryApi, VERIFY_FILE, verify};
 
@@ -54,7 +55,14 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         bail!("--posthog-app-host must be an http(s) URL such as https://us.posthog.com");
     }
     let key = personal_key(&args)?;
+    let _reading = StateLock::shared(&args.state)?;
     let report = Report::from_state_dir(&args.state)?;
+    if report.totals.rows == 0 {
+        bail!(
+            "the state {} holds no migrated rows: nothing to verify (is it the state of your migration?)",
+            args.state.display()
+        );
+    }
     let mut api = QueryApi::new(&args.posthog_app_host, args.project_id, &key);
     api.initial_backoff = std::time::Duration::from_millis(args.initial_backoff_ms);
     let finished_at =

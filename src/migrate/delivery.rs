@@ -2,7 +2,7 @@
 //! or refused it: gzip bodies with `historical_migration: true`; 408, 429, 5xx and network
 //! errors retried with capped exponential backoff (PostHog's `Retry-After` wins); a 413 split
 //! in halves; a 400 bisected down to the refused event, which is handed back with PostHog's
-//! answer; a 401 or 403 stops at once. What each answer means is decided in one place, the
+//! answer; a 401 or 403 (the key) and a 404, 405 or redirect (the host) stop at once. What each answer means is decided in one place, the
 //! identity sidecar's [`Delivery::from_status`], shared by every client of this project.
 
 use std::io::Write;
@@ -33,9 +33,7 @@ impl Poster {
     /// at most, when given.
     pub fn new(host: &str, api_key: &str, rate: Option<u32>) -> reqwest::Result<Poster> {
         Ok(Poster {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()?,
+            client: posthog_alias_sink::posthog::client()?,
             url: format!("{}/batch/", host.trim_end_matches('/')),
             key_json: serde_json::Value::from(api_key).to_string(),
             initial_backoff: Duration::from_millis(500),
@@ -84,16 +82,7 @@ impl Poster {
             .send()
             .await;
         match response {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|value| value.to_str().ok())
-                    .map(str::to_owned);
-                let text = response.text().await.unwrap_or_default();
-                Delivery::from_status(status, retry_after.as_deref(), &text)
-            }
+            Ok(response) => posthog_alias_sink::posthog::classify(response).await,
             // reqwest names the URL, never the body (where the key is).
             Err(error) => Delivery::Retry {
                 after: None,
@@ -119,6 +108,9 @@ pub struct Refused {
 pub enum Undelivered {
     /// PostHog refused the key (401/403): the whole migration must stop.
     Credentials { status: u16 },
+    /// The host is not PostHog's capture endpoint (404, 405, a redirect): the whole migration
+    /// must stop.
+    WrongHost { status: u16, advice: String },
     /// The migration is stopping (Ctrl-C, or another batch hit a credentials error).
     Stopped,
 }
@@ -137,7 +129,12 @@ pub async fn deliver(
         if *stop.borrow() {
             return Err(Undelivered::Stopped);
         }
-        match poster.send(events, start, end).await {
+        // A request that hangs does not hold up a stop (Ctrl-C, a fatal answer elsewhere).
+        let answer = tokio::select! {
+            answer = poster.send(events, start, end) => answer,
+            () = stopping(stop) => return Err(Undelivered::Stopped),
+        };
+        match answer {
             Delivery::Accepted => backoff = poster.initial_backoff,
             Delivery::Retry { after, reason } => {
                 poster.retries.fetch_add(1, Ordering::Relaxed);
@@ -148,7 +145,7 @@ pub async fn deliver(
                 work.push((start, end));
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => return Err(Undelivered::Stopped),
+                    () = stopping(stop) => return Err(Undelivered::Stopped),
                 }
             }
             Delivery::Split | Delivery::Isolate { .. } if end - start > 1 => {
@@ -165,9 +162,19 @@ pub async fn deliver(
                 reason,
             }),
             Delivery::Credentials { status } => return Err(Undelivered::Credentials { status }),
+            Delivery::WrongHost { status, advice } => {
+                return Err(Undelivered::WrongHost { status, advice });
+            }
         }
     }
     Ok(refused)
+}
+
+/// Resolves once the stop switch is on (never, if its sender is gone).
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// At most `rate` events per second, in a bucket that holds one second's worth.

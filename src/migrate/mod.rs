@@ -11,6 +11,7 @@
 //! Killed at any moment, the same command reads each file again just past its watermark.
 
 pub mod delivery;
+pub mod lock;
 mod pipeline;
 pub mod progress;
 pub mod state;
@@ -125,6 +126,13 @@ pub enum Stop {
     Interrupted,
     /// PostHog refused the key.
     Credentials { status: u16 },
+    /// The host is not PostHog's capture endpoint (404, 405, a redirect); `advice` names the
+    /// host to use.
+    WrongHost { status: u16, advice: String },
+    /// PostHog refused every event of `requests` whole requests in a row (see
+    /// [`posthog_alias_sink::refusals`]):
+    /// a misconfiguration, not bad rows.
+    Refused { requests: usize, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,10 +142,12 @@ pub enum MigrateError {
     #[error(transparent)]
     State(#[from] state::StateError),
     #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
-    #[error("the identity store failed: {0}")]
+    #[error("the migration state's identity store failed: {0}")]
     Identities(String),
     #[error("{0}")]
     Vector(String),

@@ -33,6 +33,7 @@ use crate::dead_letter::DeadLetter;
 use crate::engine::{Engine, MappedLine};
 use crate::input::{InputSource, LineReader};
 use crate::outcome::MappingOutcome;
+use posthog_alias_sink::refusals::{Refusals, Verdict};
 
 /// Rows per chunk at most.
 const CHUNK_ROWS: usize = 1000;
@@ -80,9 +81,21 @@ struct Chunk {
     index: u64,
     name: Arc<str>,
     lines: Vec<(u64, Vec<u8>)>,
+    /// (line, whole length) of rows too long to hold: their bytes in `lines` are only a start.
+    oversized: Vec<(u64, u64)>,
     /// The last line of the chunk (or of the file's done part, for an empty last chunk).
     last_line: u64,
     end_of_file: bool,
+}
+
+impl Chunk {
+    /// The whole length of line `number`, if it was too long to hold.
+    fn cut(&self, number: u64) -> Option<u64> {
+        self.oversized
+            .iter()
+            .find(|(line, _)| *line == number)
+            .map(|(_, length)| *length)
+    }
 }
 
 struct MappedChunk {
@@ -141,7 +154,7 @@ enum Commit {
 /// Runs (or resumes) the migration. Progress goes to stderr.
 pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     let engine = Engine::load(options.mapping)?;
-    let sources = crate::input::discover(&options.inputs)?;
+    let (sources, unreadable) = crate::input::discover_reporting(&options.inputs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -162,6 +175,12 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         });
     }
 
+    // One run per state, held until this function returns (the kernel frees it if we die).
+    let _lock = if options.dry_run {
+        None
+    } else {
+        Some(super::lock::StateLock::exclusive(&options.state_dir)?)
+    };
     let state = if options.dry_run {
         None
     } else {
@@ -176,7 +195,13 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     );
     // Problems with files the state knows are recorded there; the others (a file that cannot
     // even be opened) only exist in this run and are added to its summary.
-    let mut unregistered = Vec::new();
+    let mut unregistered: Vec<(String, String)> = unreadable
+        .into_iter()
+        .map(|error| (String::new(), error.to_string()))
+        .collect();
+    for (_, problem) in &unregistered {
+        progress.println(problem);
+    }
     for (file, problem) in &problems {
         progress.println(problem);
         match &state {
@@ -198,7 +223,18 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     poster.retries = counters.retries.clone();
 
     let (commit_tx, commit_rx) = channel::<Commit>();
-    let committer = state.map(|state| named("migrate-commit", move || committer(state, commit_rx)));
+    // A state that stops recording stops everything at once: nothing is sent that could not
+    // be recorded, so a rerun re-sends at most what was in flight.
+    let committer = state.map(|state| {
+        let stop_tx = stop_tx.clone();
+        named("migrate-commit", move || {
+            let committed = committer(state, commit_rx);
+            if committed.is_err() {
+                let _ = stop_tx.send(true);
+            }
+            committed
+        })
+    });
     let (batch_tx, batch_rx) = tokio::sync::mpsc::channel::<Batch>(BATCHES_QUEUED);
     let senders = {
         let (poster, stop_rx, commit_tx, counters, stopped, stop_tx) = (
@@ -241,7 +277,16 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
                 let mapped = chunk
                     .lines
                     .iter()
-                    .map(|(_, line)| mapper.map_line_with_identities(line))
+                    .map(|(number, line)| match chunk.cut(*number) {
+                        // Too long to hold: refused without being mapped.
+                        Some(_) => MappedLine {
+                            outcome: MappingOutcome::Rejected(
+                                amplitude_posthog_transform::RejectReason::EventTooLarge,
+                            ),
+                            identities: Vec::new(),
+                        },
+                        None => mapper.map_line_with_identities(line),
+                    })
                     .collect();
                 if mapped_tx.send(MappedChunk { chunk, mapped }).is_err() {
                     break;
@@ -265,6 +310,10 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         None => None,
     };
     let assembled = assemble(from_mappers, store, batch_tx, commit_tx, options, &counters);
+    if assembled.is_err() {
+        // The identity store stopped recording: stop everything at once.
+        let _ = stop_tx.send(true);
+    }
     let _ = reader.join();
     for mapper in mappers {
         let _ = mapper.join();
@@ -307,6 +356,18 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
                     .load(std::sync::atomic::Ordering::SeqCst)
                 {
                     stop = Stop::Credentials { status: 401 };
+                    break;
+                }
+                if let Some((status, advice)) = signals.wrong_host.lock().expect("signals").clone()
+                {
+                    stop = Stop::WrongHost { status, advice };
+                    break;
+                }
+                if let Some(reason) = signals.refused_everything.lock().expect("signals").clone() {
+                    stop = Stop::Refused {
+                        requests: posthog_alias_sink::refusals::IN_A_ROW,
+                        reason,
+                    };
                     break;
                 }
                 if *stop_rx.borrow() {
@@ -391,7 +452,7 @@ fn plan(
             });
             continue;
         };
-        let record = state.file(&name, size, &fingerprint)?;
+        let record = state.file(super::state::SourceKey::of(source), size, &fingerprint)?;
         state.set_problem(record.id, None)?;
         if record.size != size || record.fingerprint != fingerprint {
             problems.push((
@@ -539,6 +600,7 @@ fn read_files(
         };
         let mut index = plan.first_chunk;
         let mut lines = Vec::new();
+        let mut oversized = Vec::new();
         let mut bytes = 0;
         let mut last_line = plan.skip_lines;
         let mut buffer = Vec::new();
@@ -547,17 +609,21 @@ fn read_files(
                 return;
             }
             match reader.next_line(&mut buffer) {
-                Ok(Some(number)) if number <= plan.skip_lines => {}
-                Ok(Some(number)) => {
+                Ok(Some(line)) if line.number <= plan.skip_lines => {}
+                Ok(Some(line)) => {
                     bytes += buffer.len();
-                    last_line = number;
-                    lines.push((number, std::mem::take(&mut buffer)));
+                    last_line = line.number;
+                    if let Some(length) = line.oversized {
+                        oversized.push((line.number, length));
+                    }
+                    lines.push((line.number, std::mem::take(&mut buffer)));
                     if lines.len() >= CHUNK_ROWS || bytes >= CHUNK_BYTES {
                         let chunk = Chunk {
                             file: plan.file,
                             index,
                             name: plan.name.clone(),
                             lines: std::mem::take(&mut lines),
+                            oversized: std::mem::take(&mut oversized),
                             last_line,
                             end_of_file: false,
                         };
@@ -574,6 +640,7 @@ fn read_files(
                         index,
                         name: plan.name.clone(),
                         lines: std::mem::take(&mut lines),
+                        oversized: std::mem::take(&mut oversized),
                         last_line,
                         end_of_file: true,
                     };
@@ -590,6 +657,7 @@ fn read_files(
                             index,
                             name: plan.name.clone(),
                             lines: std::mem::take(&mut lines),
+                            oversized: std::mem::take(&mut oversized),
                             last_line,
                             end_of_file: false,
                         };
@@ -675,7 +743,6 @@ fn assemble(
     let mut exemplified: std::collections::HashSet<(&'static str, String)> =
         std::collections::HashSet::new();
     let mut finished = vec![false; from_mappers.len()];
-    let mut result = Ok(());
     while !finished.iter().all(|done| *done) {
         let at = turn % from_mappers.len();
         turn += 1;
@@ -686,9 +753,6 @@ fn assemble(
             finished[at] = true;
             continue;
         };
-        if result.is_err() {
-            continue;
-        }
         let mut pending = Pending {
             end_of_file: chunk.end_of_file,
             ..Pending::default()
@@ -730,6 +794,7 @@ fn assemble(
                         row,
                         reason,
                         component: COMPONENT,
+                        cut: chunk.cut(*line),
                     };
                     pending.dead_letters.push((*line, letter.to_json()));
                 }
@@ -767,25 +832,24 @@ fn assemble(
                 format!("[{}]", identities.join(",")).as_bytes(),
             )
             .map_err(|error| MigrateError::Identities(error.to_string()));
-            match records.and_then(|records| {
+            // A store that stopped recording ends the assembly: nothing more may be sent.
+            records.and_then(|records| {
                 store
                     .ingest(&records)
                     .map_err(|error| MigrateError::Identities(error.to_string()))
-            }) {
-                Ok(_) => {}
-                Err(error) => {
-                    result = Err(error);
-                    continue;
-                }
-            }
+            })?;
         }
-        let _ = commit.send(Commit::Register {
+        let registered = commit.send(Commit::Register {
             file: chunk.file,
             index: chunk.index,
             last_line: chunk.last_line,
             events: events_of_chunk.len() as u64,
             pending,
         });
+        if registered.is_err() && !options.dry_run {
+            // The committer stopped (its error ends the run): none of these may be sent.
+            return Ok(assembled);
+        }
         for (event, origin) in events_of_chunk {
             let size = event.len() + 1;
             if !batch.origins.is_empty()
@@ -793,7 +857,7 @@ fn assemble(
                     || batch.bytes + size > options.batch_bytes)
                 && !flush(&mut batch, &batches)
             {
-                return result.map(|()| assembled);
+                return Ok(assembled);
             }
             Arc::get_mut(&mut batch.events)
                 .expect("the batch being filled is not shared")
@@ -805,7 +869,7 @@ fn assemble(
     if !batch.origins.is_empty() {
         flush(&mut batch, &batches);
     }
-    result.map(|()| assembled)
+    Ok(assembled)
 }
 
 /// Hands the full batch to the senders and starts a new one; false once they are gone.
@@ -835,6 +899,13 @@ async fn send_batches(
     commit: Sender<Commit>,
     counters: Arc<Counters>,
 ) -> u64 {
+    let outcomes = Arc::new(Outcomes {
+        commit,
+        counters,
+        refusals: Mutex::new(Refusals::default()),
+        stopped,
+        stop_tx,
+    });
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let mut count = 0;
@@ -852,36 +923,17 @@ async fn send_batches(
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let (poster, mut stop_rx, stop_tx, stopped, commit, counters) = (
-            poster.clone(),
-            stop_rx.clone(),
-            stop_tx.clone(),
-            stopped.clone(),
-            commit.clone(),
-            counters.clone(),
-        );
+        let (poster, mut stop_rx) = (poster.clone(), stop_rx.clone());
+        let outcomes = outcomes.clone();
         tasks.spawn(async move {
             let _permit = permit;
             match deliver(&poster, &batch.events, &mut stop_rx).await {
-                Ok(refused) => {
-                    counters.events_sent.fetch_add(
-                        (batch.origins.len() - refused.len()) as u64,
-                        Ordering::Relaxed,
-                    );
-                    counters
-                        .dead_lettered
-                        .fetch_add(refused.len() as u64, Ordering::Relaxed);
-                    let _ = commit.send(Commit::Delivered {
-                        origins: batch.origins,
-                        refused: refused
-                            .into_iter()
-                            .map(|refused| (refused.index, refused.reason))
-                            .collect(),
-                    });
-                }
+                Ok(refused) => outcomes.delivered(batch.origins, refused),
                 Err(Undelivered::Credentials { status }) => {
-                    *stopped.lock().expect("stop") = Stop::Credentials { status };
-                    let _ = stop_tx.send(true);
+                    outcomes.stop(Stop::Credentials { status });
+                }
+                Err(Undelivered::WrongHost { status, advice }) => {
+                    outcomes.stop(Stop::WrongHost { status, advice });
                 }
                 Err(Undelivered::Stopped) => {}
             }
@@ -890,7 +942,81 @@ async fn send_batches(
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+    outcomes.finish();
     count
+}
+
+/// Where the senders' outcomes go: deliveries to the committer (wholly refused requests
+/// through the [`Refusals`] rule first), fatal answers to the stop switch.
+struct Outcomes {
+    commit: Sender<Commit>,
+    counters: Arc<Counters>,
+    refusals: Mutex<Refusals<Commit>>,
+    stopped: Arc<Mutex<Stop>>,
+    stop_tx: Arc<watch::Sender<bool>>,
+}
+
+impl Outcomes {
+    /// A request PostHog answered for every event: `refused` are the events it refused.
+    fn delivered(&self, origins: Vec<EventOrigin>, refused: Vec<super::delivery::Refused>) {
+        let (events, refused_count) = (origins.len(), refused.len());
+        let reason = refused
+            .first()
+            .map(|refused| refused.reason.clone())
+            .unwrap_or_default();
+        let delivered = Commit::Delivered {
+            origins,
+            refused: refused
+                .into_iter()
+                .map(|refused| (refused.index, refused.reason))
+                .collect(),
+        };
+        let mut refusals = self.refusals.lock().expect("refusals");
+        if Refusals::<Commit>::is_whole(events, refused_count) {
+            match refusals.wholly_refused(delivered, &reason) {
+                Verdict::Stop { requests, reason } => self.stop(Stop::Refused { requests, reason }),
+                Verdict::Hold | Verdict::Release(_) => {}
+            }
+            return;
+        }
+        for held in refusals.accepted() {
+            self.record(held);
+        }
+        self.record(delivered);
+    }
+
+    /// The senders are done: what is still held is released, or the run stops.
+    fn finish(&self) {
+        let verdict = self.refusals.lock().expect("refusals").finish();
+        match verdict {
+            Verdict::Release(held) => held.into_iter().for_each(|held| self.record(held)),
+            Verdict::Stop { requests, reason } => self.stop(Stop::Refused { requests, reason }),
+            Verdict::Hold => {}
+        }
+    }
+
+    fn record(&self, delivered: Commit) {
+        if let Commit::Delivered { origins, refused } = &delivered {
+            self.counters
+                .events_sent
+                .fetch_add((origins.len() - refused.len()) as u64, Ordering::Relaxed);
+            self.counters
+                .dead_lettered
+                .fetch_add(refused.len() as u64, Ordering::Relaxed);
+        }
+        let _ = self.commit.send(delivered);
+    }
+
+    /// Stops the whole run (the first reason wins).
+    fn stop(&self, stop: Stop) {
+        {
+            let mut stopped = self.stopped.lock().expect("stop");
+            if matches!(*stopped, Stop::Finished | Stop::Interrupted) {
+                *stopped = stop;
+            }
+        }
+        let _ = self.stop_tx.send(true);
+    }
 }
 
 /// Applies registrations and deliveries; commits chunks as watermarks move.
@@ -971,6 +1097,7 @@ fn apply(
                         row: &origin.row,
                         reason,
                         component: COMPONENT,
+                        cut: None,
                     };
                     pending.dead_letters.push((origin.line, letter.to_json()));
                     pending.examples.push(Example::new(
@@ -1022,14 +1149,18 @@ fn start_identity_sender(
     Ok((signals, shutdown_tx))
 }
 
-/// Rewrites `<state>/dead-letters.jsonl` from the state, atomically, one record at a time.
+/// Rewrites `<state>/dead-letters.jsonl` from the state, atomically, one record at a time:
+/// the refused rows and events, then the identity updates PostHog refused.
 fn write_dead_letters(state: &State, dir: &Path) -> Result<(), MigrateError> {
     let path = dir.join(DEAD_LETTERS_FILE);
+    let store =
+        Store::open(state.path()).map_err(|error| MigrateError::Identities(error.to_string()))?;
     crate::fs::write_atomically_with(&path, |writer| {
         state.for_each_dead_letter(|record| {
             writer.write_all(record.as_bytes())?;
             writer.write_all(b"\n")
-        })
+        })?;
+        crate::dead_letter::write_identity_letters(&store, writer)
     })
     .map_err(|source| MigrateError::Write { path, source })
 }

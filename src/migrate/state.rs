@@ -119,8 +119,75 @@ impl Example {
     }
 }
 
+/// A connection with the state's settings.
+fn connect(path: &Path) -> Result<Connection, StateError> {
+    let fail = |source| StateError::Database {
+        path: path.to_path_buf(),
+        source,
+    };
+    let connection = Connection::open(path).map_err(fail)?;
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(fail)?;
+    // WAL + NORMAL survives a killed process; an OS crash may lose the last commits,
+    // which only means their rows are sent again (same uuids).
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(fail)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(fail)?;
+    Ok(connection)
+}
+
+/// A new state database at `path`, made under another name and renamed into place once its
+/// schema is in, so a process killed while creating it never leaves an empty database
+/// behind (which the next run would refuse). Readable by its owner only.
+fn create(path: &Path) -> Result<(), StateError> {
+    let fresh = path.with_extension("sqlite.new");
+    for leftover in ["", "-wal", "-shm"] {
+        let mut name = fresh.clone().into_os_string();
+        name.push(leftover);
+        let _ = std::fs::remove_file(name);
+    }
+    let fail = |source| StateError::Database {
+        path: fresh.clone(),
+        source,
+    };
+    {
+        let connection = connect(&fresh)?;
+        connection
+            .execute_batch(
+                "CREATE TABLE migrate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+            )
+            .map_err(fail)?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&fresh, path))
+        .map_err(|source| StateError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    #[error(
+        "the migration state {path} is empty (0 bytes): it is not a state this tool wrote — lost or truncated? \
+         Restore it from a backup, or give another --state to start a new migration (which sends everything again)"
+    )]
+    Empty { path: PathBuf },
+    #[error(
+        "{path} is not a migration state of amplitude-posthog: give the --state directory of your migration \
+         (or a new directory to start one)"
+    )]
+    Foreign { path: PathBuf },
+    #[error("cannot use the migration state {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the migration state {path} cannot be used: {source}")]
     Database {
         path: PathBuf,
@@ -139,35 +206,53 @@ pub struct State {
 }
 
 impl State {
-    /// Opens (creating if needed) the state database in `dir`.
+    /// Opens the state database in `dir`, creating it if there is none. A database file that
+    /// is empty or not this tool's is refused: a lost or foreign state must never pass for a
+    /// new one (a new one would send everything again).
     pub fn open(dir: &Path) -> Result<State, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Directory {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StateError::Directory {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         let path = dir.join(DATABASE);
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.len() == 0 => return Err(StateError::Empty { path }),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => create(&path)?,
+            Err(source) => {
+                return Err(StateError::Unreadable { path, source });
+            }
+        }
+        let connection = connect(&path)?;
+        let ours = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'migrate_meta'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .is_ok_and(|tables| tables == 1);
+        if !ours {
+            return Err(StateError::Foreign { path });
+        }
+        let mut state = State { connection, path };
+        state.apply_schema()?;
+        Ok(state)
+    }
+
+    /// Brings the schema up to date (`migrate_meta.schema` says how far it is).
+    fn apply_schema(&mut self) -> Result<(), StateError> {
+        let path = self.path.clone();
         let fail = |source| StateError::Database {
             path: path.clone(),
             source,
         };
-        let mut connection = Connection::open(&path).map_err(fail)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(fail)?;
-        // WAL + NORMAL survives a killed process; an OS crash may lose the last commits,
-        // which only means their rows are sent again (same uuids).
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(fail)?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(fail)?;
-        connection
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS migrate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
-            )
-            .map_err(fail)?;
-        let applied: usize = connection
+        let applied: usize = self
+            .connection
             .query_row(
                 "SELECT value FROM migrate_meta WHERE key = 'schema'",
                 [],
@@ -178,7 +263,7 @@ impl State {
             .and_then(|value| value.parse().ok())
             .unwrap_or(0);
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let transaction = connection.transaction().map_err(fail)?;
+            let transaction = self.connection.transaction().map_err(fail)?;
             transaction.execute_batch(migration).map_err(fail)?;
             transaction
                 .execute(
@@ -189,7 +274,7 @@ impl State {
                 .map_err(fail)?;
             transaction.commit().map_err(fail)?;
         }
-        Ok(State { connection, path })
+        Ok(())
     }
 
     /// The database file (the identity sidecar's store opens the same file).
@@ -207,10 +292,11 @@ impl State {
     /// The file `source`, registered with its size and fingerprint if it is new.
     pub fn file(
         &self,
-        source: &str,
+        source: impl Into<SourceKey>,
         size: u64,
         fingerprint: &str,
     ) -> Result<FileRecord, StateError> {
+        let source = source.into();
         self.connection
             .execute(
                 "INSERT INTO migrate_files (source, size, fingerprint) VALUES (?1, ?2, ?3)
@@ -395,9 +481,75 @@ impl State {
             .prepare("SELECT source, problem FROM migrate_files WHERE problem IS NOT NULL ORDER BY source")
             .map_err(self.fail())?;
         let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_map([], |row| {
+                Ok((
+                    SourceKey::from_sql_value(row.get(0)?).display(),
+                    row.get(1)?,
+                ))
+            })
             .map_err(self.fail())?;
         rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+}
+
+/// How the state names an input file: its path as text when it is UTF-8 (as every state has
+/// always stored it), else its exact bytes, so two names that differ only in bytes that are
+/// not UTF-8 stay two files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKey {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl SourceKey {
+    /// The key of an input.
+    pub fn of(source: &crate::input::InputSource) -> SourceKey {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = match source {
+            crate::input::InputSource::File(path) => path.as_os_str().as_bytes().to_vec(),
+            crate::input::InputSource::ZipMember { zip, member } => {
+                let mut bytes = zip.as_os_str().as_bytes().to_vec();
+                bytes.push(b'!');
+                bytes.extend_from_slice(member.as_bytes());
+                bytes
+            }
+            crate::input::InputSource::Stdin => b"<stdin>".to_vec(),
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => SourceKey::Text(text),
+            Err(not_text) => SourceKey::Bytes(not_text.into_bytes()),
+        }
+    }
+
+    fn from_sql_value(value: rusqlite::types::Value) -> SourceKey {
+        match value {
+            rusqlite::types::Value::Blob(bytes) => SourceKey::Bytes(bytes),
+            rusqlite::types::Value::Text(text) => SourceKey::Text(text),
+            other => SourceKey::Text(format!("{other:?}")),
+        }
+    }
+
+    /// For people: the text, or the bytes with what is not UTF-8 replaced.
+    pub fn display(&self) -> String {
+        match self {
+            SourceKey::Text(text) => text.clone(),
+            SourceKey::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        }
+    }
+}
+
+impl From<&str> for SourceKey {
+    fn from(text: &str) -> SourceKey {
+        SourceKey::Text(text.to_owned())
+    }
+}
+
+impl rusqlite::ToSql for SourceKey {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self {
+            SourceKey::Text(text) => text.as_str().into(),
+            SourceKey::Bytes(bytes) => bytes.as_slice().into(),
+        })
     }
 }
 

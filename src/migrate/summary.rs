@@ -39,19 +39,28 @@ pub struct MigrationSummary {
     pub files_done: u64,
     /// (file, problem): changed, truncated or unreadable inputs.
     pub problems: Vec<(String, String)>,
-    /// The identity sidecar's numbers: aliases sent, pending, conflicts, groups pending.
+    /// The identity sidecar's numbers: (device, user) pairs = aliases sent + refused by
+    /// PostHog + pending + conflicts; group updates sent, refused, pending.
+    pub alias_pairs: u64,
     pub aliases_sent: u64,
+    pub aliases_refused: u64,
     pub aliases_pending: u64,
     pub alias_conflicts: u64,
+    pub groups_sent: u64,
+    pub groups_refused: u64,
     pub groups_pending: u64,
 }
 
 impl MigrationSummary {
     /// Takes the identity sidecar's numbers from its store's counts.
     pub fn set_identities(&mut self, counts: &posthog_alias_sink::store::Counts) {
+        self.alias_pairs = counts.pairs;
         self.aliases_sent = counts.sent;
+        self.aliases_refused = counts.failed;
         self.aliases_pending = counts.pending;
         self.alias_conflicts = counts.conflicts;
+        self.groups_sent = counts.groups_sent;
+        self.groups_refused = counts.groups_failed;
         self.groups_pending = counts.groups_pending;
     }
 
@@ -100,7 +109,7 @@ impl MigrationSummary {
     /// The process exit code for a run that ended this way.
     pub fn exit_code(&self, stop: &Stop) -> u8 {
         match stop {
-            Stop::Credentials { .. } => 3,
+            Stop::Credentials { .. } | Stop::WrongHost { .. } | Stop::Refused { .. } => 3,
             Stop::Interrupted => 130,
             Stop::Finished if self.complete() => 0,
             Stop::Finished => 1,
@@ -131,8 +140,15 @@ impl fmt::Display for MigrationSummary {
         }
         writeln!(
             f,
-            "aliases sent {}, pending {}, conflicts {}; group updates pending {}",
-            self.aliases_sent, self.aliases_pending, self.alias_conflicts, self.groups_pending
+            "aliases {} = sent {} + refused {} + pending {} + conflicts {}; group updates sent {}, refused {}, pending {}",
+            self.alias_pairs,
+            self.aliases_sent,
+            self.aliases_refused,
+            self.aliases_pending,
+            self.alias_conflicts,
+            self.groups_sent,
+            self.groups_refused,
+            self.groups_pending
         )?;
         write!(f, "files {} of {} done", self.files_done, self.files)?;
         for (file, problem) in &self.problems {

@@ -75,8 +75,19 @@ struct VectorMetrics {
     /// Per HTTP sink: events in its buffer, and events read from the buffer but not yet
     /// delivered (in flight).
     waiting: f64,
-    /// A 401 or 403 answer from PostHog, if any.
+    /// An answer from PostHog that stops the migration (401, 403, 404, 405, 3xx), if any.
     refused_key: Option<u16>,
+}
+
+/// PostHog answers that stop the migration when Vector reports them (Vector retries every
+/// answer, so they would otherwise repeat for ever): a refused key (401, 403) or a host that is
+/// not PostHog's capture endpoint (404, 405, or a redirect as Vector reports its answer).
+fn is_fatal_answer(status: u16) -> bool {
+    matches!(
+        posthog_alias_sink::posthog::Delivery::from_status(status, None, None, ""),
+        posthog_alias_sink::posthog::Delivery::Credentials { .. }
+            | posthog_alias_sink::posthog::Delivery::WrongHost { .. }
+    )
 }
 
 /// Vector from `VECTOR_BIN`, else `vector` on `PATH`.
@@ -96,6 +107,8 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         MigrateError::Vector(format!("{what}: {error}"))
     };
     let roots = export_roots(&options.inputs)?;
+    // One run per state, held until this function returns (the kernel frees it if we die).
+    let _lock = super::lock::StateLock::exclusive(&options.state_dir)?;
     let workspace = Workspace {
         dir: absolute(&options.state_dir)?.join("vector"),
     };
@@ -195,10 +208,24 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
             .events_sent
             .store(metrics.delivered as u64, Ordering::Relaxed);
         if let Some(status) = metrics.refused_key {
-            break Stop::Credentials { status };
+            break match posthog_alias_sink::posthog::Delivery::from_status(status, None, None, "") {
+                posthog_alias_sink::posthog::Delivery::WrongHost { status, advice } => {
+                    Stop::WrongHost { status, advice }
+                }
+                _ => Stop::Credentials { status },
+            };
         }
         if signals.credentials_error.load(Ordering::SeqCst) {
             break Stop::Credentials { status: 401 };
+        }
+        if let Some((status, advice)) = signals.wrong_host.lock().expect("signals").clone() {
+            break Stop::WrongHost { status, advice };
+        }
+        if let Some(reason) = signals.refused_everything.lock().expect("signals").clone() {
+            break Stop::Refused {
+                requests: posthog_alias_sink::refusals::IN_A_ROW,
+                reason,
+            };
         }
         let sidecar_idle = store
             .lock()
@@ -233,6 +260,18 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         .counts()
         .map_err(|error| MigrateError::Identities(error.to_string()))?;
     summary.set_identities(&counts);
+    // Identity updates PostHog refused go beside Vector's own dead letters, in the one shape.
+    let identity_letters = workspace.dead_letters().join("identities.jsonl");
+    {
+        let store = store.lock().expect("store");
+        crate::fs::write_atomically_with(&identity_letters, |writer| {
+            crate::dead_letter::write_identity_letters(&store, writer)
+        })
+        .map_err(|source| MigrateError::Write {
+            path: identity_letters.clone(),
+            source,
+        })?;
+    }
     let positions = checkpoint_positions(&workspace.data());
     summary.files = files.len() as u64;
     summary.files_done = files
@@ -614,8 +653,9 @@ fn parse_metrics(text: &str) -> VectorMetrics {
             }
             "vector_http_client_responses_total" if component == "posthog" => {
                 let status = label("status").unwrap_or_default();
-                if value > 0.0 && (status.starts_with("401") || status.starts_with("403")) {
-                    metrics.refused_key = status.get(..3).and_then(|code| code.parse().ok());
+                let code = status.get(..3).and_then(|code| code.parse::<u16>().ok());
+                if value > 0.0 && code.is_some_and(is_fatal_answer) {
+                    metrics.refused_key = code;
                 }
             }
             _ => {}

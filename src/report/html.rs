@@ -87,7 +87,22 @@ pub fn render(report: &Report) -> String {
             if totals.dead_lettered > 0 { "bad" } else { "" },
         ),
         ("aliases sent", totals.aliases_sent, ""),
+        (
+            "aliases refused",
+            report.aliases_refused,
+            if report.aliases_refused > 0 {
+                "bad"
+            } else {
+                ""
+            },
+        ),
         ("alias conflicts", totals.alias_conflicts, ""),
+        ("group updates sent", report.groups_sent, ""),
+        (
+            "group updates refused",
+            report.groups_refused,
+            if report.groups_refused > 0 { "bad" } else { "" },
+        ),
     ] {
         let _ = writeln!(
             page,

@@ -126,6 +126,14 @@ pub struct Report {
     /// Aliases and group snapshots still to send.
     pub aliases_pending: u64,
     pub groups_pending: u64,
+    /// Aliases PostHog refused for good (in the dead letters with its answer).
+    #[serde(default)]
+    pub aliases_refused: u64,
+    /// Group updates (each group's latest snapshot) PostHog accepted, and refused for good.
+    #[serde(default)]
+    pub groups_sent: u64,
+    #[serde(default)]
+    pub groups_refused: u64,
     pub files: Files,
     /// Every day with a count, in order.
     pub days: Vec<Day>,
@@ -189,8 +197,7 @@ impl Report {
             state.examples()?,
         );
         report.state = state_dir.display().to_string();
-        report.aliases_pending = outbox.pending;
-        report.groups_pending = outbox.groups_pending;
+        report.set_identities(&outbox);
         report.verify = std::fs::read(state_dir.join(crate::verify::VERIFY_FILE))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -229,6 +236,15 @@ impl Report {
         };
         report.delivered_basis = DRY_RUN.to_owned();
         report
+    }
+
+    /// The identity store's totals: what is pending, refused, and the groups sent.
+    pub fn set_identities(&mut self, outbox: &posthog_alias_sink::store::Counts) {
+        self.aliases_pending = outbox.pending;
+        self.aliases_refused = outbox.failed;
+        self.groups_pending = outbox.groups_pending;
+        self.groups_sent = outbox.groups_sent;
+        self.groups_refused = outbox.groups_failed;
     }
 
     /// Whether this report stands for a dry run (nothing sent).
@@ -281,6 +297,9 @@ impl Report {
             totals,
             aliases_pending: 0,
             groups_pending: 0,
+            aliases_refused: 0,
+            groups_sent: 0,
+            groups_refused: 0,
             files: Files::default(),
             days: days
                 .into_iter()
@@ -346,7 +365,7 @@ impl Report {
             "{} days of events, {} to {}\n\
              rows {} = mapped {} + skipped {} + rejected {}\n\
              events {} = delivered {} + dead-lettered {}\n\
-             aliases sent {} (pending {}), conflicts {}\n",
+             aliases sent {} (refused {}, pending {}), conflicts {}; group updates sent {} (refused {}, pending {})\n",
             dated.len(),
             dated.first().map_or("-", |day| day.day.as_str()),
             dated.last().map_or("-", |day| day.day.as_str()),
@@ -358,8 +377,12 @@ impl Report {
             totals.delivered,
             totals.dead_lettered,
             totals.aliases_sent,
+            self.aliases_refused,
             self.aliases_pending,
             totals.alias_conflicts,
+            self.groups_sent,
+            self.groups_refused,
+            self.groups_pending,
         );
         let unbalanced = self.unbalanced_days();
         if self.is_dry_run() {

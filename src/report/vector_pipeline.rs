@@ -113,8 +113,7 @@ pub fn report(
     );
     report.delivered_basis = PRODUCED.to_owned();
     if let Some((_, outbox)) = &identities {
-        report.aliases_pending = outbox.pending;
-        report.groups_pending = outbox.groups_pending;
+        report.set_identities(outbox);
     }
     let mut problems: Vec<Problem> = summary
         .problems

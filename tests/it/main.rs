@@ -23,6 +23,8 @@ mod identity_records;
 mod mapping_limits;
 /// `amplitude-posthog migrate`: delivery, kills, faults, bad input.
 mod migrate;
+/// `migrate` under a hostile user: huge lines, two runs, wrong hosts, lost states, odd names.
+mod migrate_safety;
 /// `amplitude-posthog prepare`: export files checked, missing final newlines added.
 mod prepare;
 /// `report` and `verify` after a real migration: numbers, HTML, PostHog's counts.

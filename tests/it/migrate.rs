@@ -20,11 +20,11 @@ pub(crate) const KEY: &str = "phc_migrate_test_key_0123456789";
 /// An export on disk, a key file and a state directory.
 pub(crate) struct Setup {
     pub(crate) dir: tempfile::TempDir,
-    lines: Vec<Vec<u8>>,
+    pub(crate) lines: Vec<Vec<u8>>,
 }
 
 impl Setup {
-    fn generated(rows: u64, seed: u64, broken_share: f64) -> Setup {
+    pub(crate) fn generated(rows: u64, seed: u64, broken_share: f64) -> Setup {
         Setup::generated_over(rows, seed, broken_share, 3)
     }
 
@@ -55,7 +55,7 @@ impl Setup {
     }
 
     /// `migrate export --posthog-host HOST --api-key-file key --state state …`.
-    fn command(&self, host: &str, extra: &[&str]) -> Command {
+    pub(crate) fn command(&self, host: &str, extra: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"));
         command
             .arg("migrate")
@@ -87,15 +87,15 @@ fn read_all(export: &Path) -> Vec<Vec<u8>> {
 }
 
 /// What `map` makes of the rows: events by uuid, and the rejected rows' reasons.
-struct Expected {
-    events: BTreeMap<String, Value>,
-    rows: u64,
-    mapped: u64,
-    skipped: u64,
-    rejected: BTreeMap<String, u64>,
+pub(crate) struct Expected {
+    pub(crate) events: BTreeMap<String, Value>,
+    pub(crate) rows: u64,
+    pub(crate) mapped: u64,
+    pub(crate) skipped: u64,
+    pub(crate) rejected: BTreeMap<String, u64>,
 }
 
-fn expected(lines: &[Vec<u8>]) -> Expected {
+pub(crate) fn expected(lines: &[Vec<u8>]) -> Expected {
     let mut expected = Expected {
         events: BTreeMap::new(),
         rows: lines.len() as u64,
@@ -131,7 +131,7 @@ pub(crate) fn stderr(output: &Output) -> String {
 }
 
 /// The migrated events PostHog holds, by uuid (the sidecar's aliases and groups set apart).
-fn migrated(stored: &[StoredEvent]) -> BTreeMap<String, Value> {
+pub(crate) fn migrated(stored: &[StoredEvent]) -> BTreeMap<String, Value> {
     stored
         .iter()
         .filter(|stored| !is_from_sidecar(&stored.event))
@@ -164,7 +164,11 @@ fn aliases(stored: &[StoredEvent]) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// Checks PostHog holds exactly the expected events and one alias per expected device.
-fn assert_everything_arrived(setup: &Setup, capture: &PostHogCapture, expected: &Expected) {
+pub(crate) fn assert_everything_arrived(
+    setup: &Setup,
+    capture: &PostHogCapture,
+    expected: &Expected,
+) {
     let stored = capture.stored();
     assert!(stored.iter().all(|event| event.historical_migration));
     let arrived = migrated(&stored);
@@ -195,7 +199,7 @@ fn assert_everything_arrived(setup: &Setup, capture: &PostHogCapture, expected: 
 
 /// The summary's first two lines when every event is delivered: (rows, mapped, skipped,
 /// rejected) and (events, delivered, dead-lettered).
-fn exact_summary(expected: &Expected) -> (Vec<u64>, Vec<u64>) {
+pub(crate) fn exact_summary(expected: &Expected) -> (Vec<u64>, Vec<u64>) {
     let rejected: u64 = expected.rejected.values().sum();
     let events = expected.events.len() as u64;
     (
@@ -420,12 +424,18 @@ fn faults_from_posthog_lose_nothing_and_a_refused_event_is_dead_lettered_with_th
         .collect();
     assert!(!refused.is_empty());
     let letters = std::fs::read_to_string(setup.path("state/dead-letters.jsonl")).expect("letters");
-    let dead: Vec<Value> = letters
+    let (identities, dead): (Vec<Value>, Vec<Value>) = letters
         .lines()
-        .map(|line| serde_json::from_str(line).expect("json"))
-        .collect();
+        .map(|line| serde_json::from_str::<Value>(line).expect("json"))
+        .partition(|letter| letter["metadata"]["dropped"]["component_id"] == "identities");
     assert_eq!(dead.len(), refused.len(), "{letters}");
-    for letter in &dead {
+    // The refused user's aliases were refused too: dead-lettered with PostHog's answer.
+    for letter in &identities {
+        let event: Value =
+            serde_json::from_str(letter["message"].as_str().expect("message")).expect("event");
+        assert_eq!(event["distinct_id"], refused_user.as_str(), "{letter}");
+    }
+    for letter in dead.iter().chain(&identities) {
         let reason = letter["metadata"]["dropped"]["message"]
             .as_str()
             .expect("reason");

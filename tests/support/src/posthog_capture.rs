@@ -2,8 +2,10 @@
 //! `docs/POSTHOG_AND_AMPLITUDE.md` — `/batch/` body shapes, gzip (header, query or magic bytes), the
 //! 20 MB request and ~1 MB event limits, all-or-nothing validation (400), 401 for a missing
 //! or malformed key, 200 for an unknown key (events silently dropped, as PostHog does) — and
-//! scripted faults: 503 bursts, 429 with `Retry-After`, 413 above a batch size, partial
-//! acceptance before a 503, and connections cut without an answer (before or after storing).
+//! scripted faults: 503 bursts, 429 with `Retry-After`, 413 above a batch size or for events
+//! of given names, partial acceptance before a 503, connections cut without an answer (before
+//! or after storing), a project that refuses every event, and answers of something that is
+//! not PostHog at all (404, 405, redirects).
 
 use crate::loopback::{Connection, LoopbackServer};
 use std::collections::{BTreeMap, VecDeque};
@@ -47,7 +49,10 @@ pub struct StoredEvent {
     pub historical_migration: bool,
 }
 
-#[derive(Debug, Default)]
+/// Which events a scripted refusal applies to.
+pub type EventFilter = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
+#[derive(Default)]
 struct CaptureState {
     api_key: String,
     faults: VecDeque<Fault>,
@@ -55,6 +60,14 @@ struct CaptureState {
     max_batch_events: Option<usize>,
     /// Events with this distinct_id are invalid (400 for their whole request).
     refused_distinct_id: Option<String>,
+    /// Events this says yes to are refused as too large (413 for their whole request), as
+    /// PostHog answers an event over its limit.
+    too_large: Option<EventFilter>,
+    /// Every request refused as invalid (400), whatever it holds.
+    refuse_everything: bool,
+    /// Not PostHog at all: every request answered with this status (and `Location`, for a
+    /// redirect), as a wrong host or path answers.
+    not_posthog: Option<(u16, Option<String>)>,
     stored: Vec<StoredEvent>,
     requests: Vec<RequestRecord>,
     dropped_unknown_key: usize,
@@ -111,6 +124,23 @@ impl PostHogCapture {
     /// Makes every event with this distinct_id invalid, as PostHog refuses some ids.
     pub fn refuse_distinct_id(&self, id: &str) {
         self.state.lock().expect("state").refused_distinct_id = Some(id.to_owned());
+    }
+
+    /// Refuses every request holding an event `which` says yes to with a 413.
+    pub fn refuse_as_too_large(&self, which: impl Fn(&Value) -> bool + Send + Sync + 'static) {
+        self.state.lock().expect("state").too_large = Some(Arc::new(which));
+    }
+
+    /// Answers 400 to every request from now on (or again normally, with `false`).
+    pub fn refuse_everything(&self, refuse: bool) {
+        self.state.lock().expect("state").refuse_everything = refuse;
+    }
+
+    /// Behaves as something that is not PostHog's capture endpoint: every request gets
+    /// `status` (with `Location: location` for a redirect). `None` makes it PostHog again.
+    pub fn not_posthog(&self, answer: Option<(u16, Option<&str>)>) {
+        self.state.lock().expect("state").not_posthog =
+            answer.map(|(status, location)| (status, location.map(str::to_owned)));
     }
 
     pub fn stored(&self) -> Vec<StoredEvent> {
@@ -191,6 +221,27 @@ async fn batch(
             .is_some_and(|value| value == "gzip")
         || body.starts_with(&[0x1f, 0x8b]);
     let body_bytes = body.len();
+    let not_posthog = state.lock().expect("state").not_posthog.clone();
+    if let Some((status, location)) = not_posthog {
+        state.lock().expect("state").requests.push(RequestRecord {
+            status,
+            events: 0,
+            gzip,
+            body_bytes,
+        });
+        let mut response = (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
+            [("content-type", "text/html")],
+            "<html><body>Not PostHog</body></html>",
+        )
+            .into_response();
+        if let Some(location) = location {
+            response
+                .headers_mut()
+                .insert("Location", location.parse().expect("header value"));
+        }
+        return response;
+    }
     let result = handle(&state, &body, gzip);
     let (status, events) = match &result {
         Ok(events) => (200, *events),
@@ -265,8 +316,25 @@ fn handle(state: &Mutex<CaptureState>, body: &[u8], gzip: bool) -> Result<usize,
         ));
     };
     // Validation is all-or-nothing: one bad event fails the whole request.
-    let refused = state.lock().expect("state").refused_distinct_id.clone();
+    let (refused, too_large, refuse_everything) = {
+        let state = state.lock().expect("state");
+        (
+            state.refused_distinct_id.clone(),
+            state.too_large.clone(),
+            state.refuse_everything,
+        )
+    };
+    if refuse_everything && !batch.is_empty() {
+        return Err(CaptureError::BadRequest(
+            "event 0: this project refuses every event".to_owned(),
+        ));
+    }
     for (index, event) in batch.iter().enumerate() {
+        if too_large.as_ref().is_some_and(|too_large| too_large(event)) {
+            return Err(CaptureError::TooLarge(format!(
+                "event {index} exceeds 1 MB"
+            )));
+        }
         if refused.is_some()
             && event.get("distinct_id").and_then(Value::as_str) == refused.as_deref()
         {
