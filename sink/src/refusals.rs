@@ -4,8 +4,9 @@
 //! proxy that answers 400 to everything — and dead-lettering the migration would lose it with
 //! exit 0. The rule (docs/ARCHITECTURE.md, "PostHog's answers"):
 //!
-//! - a request of at least two events whose every event PostHog refused is *wholly refused*;
-//!   its dead letters are held back, not recorded;
+//! - a request of at least [`MIN_EVENTS`] events whose every event PostHog refused is *wholly
+//!   refused*; its dead letters are held back, not recorded (a smaller request proves nothing:
+//!   two or three bad rows side by side happen);
 //! - a request with an accepted event releases what was held: those were bad rows after all;
 //! - [`IN_A_ROW`] wholly refused requests with no accepted one between them stop the migration
 //!   (exit 3), and what was held is dropped: nothing of it is marked, the next run sends it;
@@ -16,6 +17,9 @@
 
 /// Wholly refused requests in a row that stop the migration.
 pub const IN_A_ROW: usize = 3;
+
+/// The fewest events a request must hold for its whole refusal to count against the setup.
+pub const MIN_EVENTS: usize = 10;
 
 /// What to do with what was held.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,7 +54,7 @@ impl<T> Default for Refusals<T> {
 impl<T> Refusals<T> {
     /// Whether a request of `events` events with `refused` of them refused is wholly refused.
     pub fn is_whole(events: usize, refused: usize) -> bool {
-        events >= 2 && refused == events
+        events >= MIN_EVENTS && refused == events
     }
 
     /// A wholly refused request, with PostHog's answer to one of its events.
@@ -135,9 +139,10 @@ mod tests {
     }
 
     #[test]
-    fn a_single_event_request_is_never_wholly_refused() {
+    fn a_small_request_is_never_wholly_refused() {
         assert!(!Refusals::<()>::is_whole(1, 1));
-        assert!(Refusals::<()>::is_whole(2, 2));
-        assert!(!Refusals::<()>::is_whole(5, 4));
+        assert!(!Refusals::<()>::is_whole(MIN_EVENTS - 1, MIN_EVENTS - 1));
+        assert!(Refusals::<()>::is_whole(MIN_EVENTS, MIN_EVENTS));
+        assert!(!Refusals::<()>::is_whole(50, 49));
     }
 }

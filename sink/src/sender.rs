@@ -175,7 +175,7 @@ async fn deliver(
             }
         }
     }
-    if entries >= 2 && refused.len() == entries {
+    if crate::refusals::Refusals::<()>::is_whole(entries, refused.len()) {
         return Ok(Outcome::WhollyRefused(refused.swap_remove(0).1));
     }
     for (entries, reason) in &refused {

@@ -328,6 +328,22 @@ impl Store {
         transaction.commit()
     }
 
+    /// Puts every entry marked failed back in the outbox: after a stop for a bad setup (a
+    /// wrong key or host, a project that refuses everything), PostHog's refusals of this run
+    /// proved nothing about the entries, so they are sent again once the setup is fixed (with
+    /// the same uuids; an entry that is truly bad is refused and marked again).
+    pub fn requeue_failed(&self) -> rusqlite::Result<u64> {
+        let aliases = self.connection.execute(
+            "UPDATE aliases SET status = 0, error = NULL WHERE status = 2",
+            [],
+        )?;
+        let groups = self.connection.execute(
+            "UPDATE groups SET status = 0, error = NULL WHERE status = 2",
+            [],
+        )?;
+        Ok((aliases + groups) as u64)
+    }
+
     pub fn set_last_error(&self, error: Option<&str>) -> rusqlite::Result<()> {
         self.connection.execute(
             "INSERT INTO state (name, value) VALUES ('last_error', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",

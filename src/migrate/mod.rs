@@ -135,6 +135,17 @@ pub enum Stop {
     Refused { requests: usize, reason: String },
 }
 
+impl Stop {
+    /// A stop for a bad setup (the key, the host, a project that refuses everything): what
+    /// PostHog refused in this run says nothing about the rows.
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            Stop::Credentials { .. } | Stop::WrongHost { .. } | Stop::Refused { .. }
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error(transparent)]

@@ -379,9 +379,17 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         }
         let _ = shutdown.send(true);
     }
+    // Every sender is done before the identity store is read for the summary.
+    drop(progress);
+    runtime.shutdown_timeout(Duration::from_secs(5));
     if let Some(state) = &state {
         let store = Store::open(state.path())
             .map_err(|error| MigrateError::Identities(error.to_string()))?;
+        if stop.is_setup() {
+            store
+                .requeue_failed()
+                .map_err(|error| MigrateError::Identities(error.to_string()))?;
+        }
         let counts = store
             .counts()
             .map_err(|error| MigrateError::Identities(error.to_string()))?;
@@ -397,8 +405,6 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         summary.files_done = assembled.files;
         summary.problems = unregistered;
     }
-    drop(progress);
-    runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(RunReport {
         summary,
         stop,

@@ -254,6 +254,13 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         Some(&workspace.identities()),
         Some(&workspace.dead_letters()),
     )?;
+    if stop.is_setup() {
+        store
+            .lock()
+            .expect("store")
+            .requeue_failed()
+            .map_err(|error| MigrateError::Identities(error.to_string()))?;
+    }
     let counts = store
         .lock()
         .expect("store")

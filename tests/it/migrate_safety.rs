@@ -502,3 +502,88 @@ fn a_state_that_cannot_be_written_stops_everything_and_the_rerun_repeats_only_wh
         "{twice} events sent twice"
     );
 }
+
+#[test]
+fn blank_lines_are_not_rows_and_a_utf16_file_is_named_as_such() {
+    let setup = Setup::generated(600, 60, 0.0);
+    let expected = expected(&setup.lines);
+    // Blank lines between the rows of a copy of the export's first rows, in a file of its own.
+    let path = setup.path("export/187520/187520_2024-01-02_7#0.json.gz");
+    let mut gzip = GzEncoder::new(
+        std::fs::File::create(&path).expect("create"),
+        Compression::fast(),
+    );
+    for line in &setup.lines[..3] {
+        gzip.write_all(b"\n   \n").expect("write");
+        gzip.write_all(line).expect("write");
+        gzip.write_all(b"\n").expect("write");
+    }
+    gzip.write_all(b"\n\n").expect("write");
+    gzip.finish().expect("finish");
+    // A UTF-16 file (what a Windows tool's "Save as Unicode" writes).
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            "{\"event_type\":\"x\"}\n"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
+    std::fs::write(setup.path("export/187520/notes.json"), utf16).expect("utf16");
+    let capture = PostHogCapture::start(KEY);
+    let output = setup.migrate(&capture.url(), &[]);
+    let text = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the UTF-16 file is a problem: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line.contains("notes.json") && line.contains("UTF-16")),
+        "{text}"
+    );
+    let (rows, _) = summary(&text);
+    assert_eq!(rows[0], expected.rows + 3, "blank lines are not rows");
+    assert!(dead_letters(&setup).is_empty(), "no blank line was refused");
+    assert_everything_arrived(&setup, &capture, &expected);
+}
+
+#[test]
+fn ctrl_c_stops_within_seconds_while_a_request_hangs_and_never_prints_a_password() {
+    let setup = Setup::generated(500, 61, 0.0);
+    // A host that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = silent.local_addr().expect("address");
+    let keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in silent.incoming().take(16) {
+            held.push(connection);
+        }
+    });
+    let host = format!("http://user:s3cret-pass@{address}");
+    let mut running = setup
+        .command(&host, &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("migrate starts");
+    std::thread::sleep(Duration::from_secs(2));
+    let interrupted_at = std::time::Instant::now();
+    // SAFETY: kill with a real pid of our own child.
+    unsafe { libc::kill(running.id() as libc::pid_t, libc::SIGINT) };
+    let status = running.wait().expect("ends");
+    let took = interrupted_at.elapsed();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut running.stderr.take().expect("stderr"), &mut text)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    assert!(!text.contains("s3cret-pass"), "{text}");
+    // A dry run with that host prints it without the password.
+    let dry = setup.migrate(&host, &["--dry-run"]);
+    let text = stderr(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("http://{address}/batch/")), "{text}");
+    assert!(!text.contains("s3cret-pass"), "{text}");
+    drop(keep);
+}
