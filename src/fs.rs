@@ -23,6 +23,17 @@ pub fn is_gzip_file(path: &Path) -> io::Result<bool> {
     Ok(is_gzip(&head))
 }
 
+/// Creates `dir` (and its missing parents) readable by its owner only (0700), as a migration
+/// state must be: it holds rows of the export (dead letters, examples). An existing
+/// directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the
 /// new one, whole, and a reader (a watching Vector) never sees a partial file: the bytes go to
 /// a temporary name beside the target (`<name>.partial`), are flushed to disk, renamed over

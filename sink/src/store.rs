@@ -103,6 +103,30 @@ pub struct Store {
     connection: Connection,
 }
 
+/// An alias of the outbox from `SELECT device_id, user_id, first_seen, uuid …`.
+fn alias_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Outgoing> {
+    Ok(Outgoing::Alias {
+        device_id: row.get(0)?,
+        user_id: row.get(1)?,
+        timestamp: row.get(2)?,
+        uuid: row.get(3)?,
+    })
+}
+
+/// A group snapshot of the outbox from
+/// `SELECT group_type, group_key, properties, seen_at, uuid, hash …`.
+fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Outgoing> {
+    let properties: String = row.get(2)?;
+    Ok(Outgoing::Group {
+        group_type: row.get(0)?,
+        group_key: row.get(1)?,
+        properties: serde_json::from_str(&properties).unwrap_or_default(),
+        timestamp: row.get(3)?,
+        uuid: row.get(4)?,
+        hash: row.get(5)?,
+    })
+}
+
 impl Store {
     /// Opens (creating if needed) the database, in WAL mode, and migrates its schema.
     pub fn open(path: &Path) -> rusqlite::Result<Store> {
@@ -223,14 +247,7 @@ impl Store {
         let mut aliases = self.connection.prepare_cached(
             "SELECT device_id, user_id, first_seen, uuid FROM aliases WHERE status = 0 ORDER BY first_seen, device_id LIMIT ?1",
         )?;
-        let rows = aliases.query_map(params![limit as i64], |row| {
-            Ok(Outgoing::Alias {
-                device_id: row.get(0)?,
-                user_id: row.get(1)?,
-                timestamp: row.get(2)?,
-                uuid: row.get(3)?,
-            })
-        })?;
+        let rows = aliases.query_map(params![limit as i64], alias_from_row)?;
         for row in rows {
             out.push(row?);
         }
@@ -238,17 +255,7 @@ impl Store {
             let mut groups = self.connection.prepare_cached(
                 "SELECT group_type, group_key, properties, seen_at, uuid, hash FROM groups WHERE status = 0 ORDER BY seen_at LIMIT ?1",
             )?;
-            let rows = groups.query_map(params![(limit - out.len()) as i64], |row| {
-                let properties: String = row.get(2)?;
-                Ok(Outgoing::Group {
-                    group_type: row.get(0)?,
-                    group_key: row.get(1)?,
-                    properties: serde_json::from_str(&properties).unwrap_or_default(),
-                    timestamp: row.get(3)?,
-                    uuid: row.get(4)?,
-                    hash: row.get(5)?,
-                })
-            })?;
+            let rows = groups.query_map(params![(limit - out.len()) as i64], group_from_row)?;
             for row in rows {
                 out.push(row?);
             }
@@ -267,13 +274,7 @@ impl Store {
         )?;
         let mut rows = aliases.query([])?;
         while let Some(row) = rows.next()? {
-            let entry = Outgoing::Alias {
-                device_id: row.get(0)?,
-                user_id: row.get(1)?,
-                timestamp: row.get(2)?,
-                uuid: row.get(3)?,
-            };
-            if let Err(error) = each(&entry, &row.get::<_, String>(4)?) {
+            if let Err(error) = each(&alias_from_row(row)?, &row.get::<_, String>(4)?) {
                 return Ok(Err(error));
             }
         }
@@ -282,16 +283,7 @@ impl Store {
         )?;
         let mut rows = groups.query([])?;
         while let Some(row) = rows.next()? {
-            let properties: String = row.get(2)?;
-            let entry = Outgoing::Group {
-                group_type: row.get(0)?,
-                group_key: row.get(1)?,
-                properties: serde_json::from_str(&properties).unwrap_or_default(),
-                timestamp: row.get(3)?,
-                uuid: row.get(4)?,
-                hash: row.get(5)?,
-            };
-            if let Err(error) = each(&entry, &row.get::<_, String>(6)?) {
+            if let Err(error) = each(&group_from_row(row)?, &row.get::<_, String>(6)?) {
                 return Ok(Err(error));
             }
         }

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The lock file under the state directory.
@@ -40,15 +40,10 @@ pub enum LockError {
 impl StateLock {
     /// For `migrate`: the only process on the state, creating the directory if needed.
     pub fn exclusive(state_dir: &Path) -> Result<StateLock, LockError> {
-        // The state holds rows of the export (dead letters, examples): its owner's only.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(|source| LockError::Io {
-                path: state_dir.to_path_buf(),
-                source,
-            })?;
+        crate::fs::create_private_dir(state_dir).map_err(|source| LockError::Io {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
         let path = state_dir.join(LOCK_FILE);
         let mut file = open(&path)?;
         match file.try_lock() {

@@ -210,15 +210,10 @@ impl State {
     /// is empty or not this tool's is refused: a lost or foreign state must never pass for a
     /// new one (a new one would send everything again).
     pub fn open(dir: &Path) -> Result<State, StateError> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| StateError::Directory {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        crate::fs::create_private_dir(dir).map_err(|source| StateError::Directory {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join(DATABASE);
         match std::fs::metadata(&path) {
             Ok(metadata) if metadata.len() == 0 => return Err(StateError::Empty { path }),
