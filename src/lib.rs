@@ -14,6 +14,7 @@
 //! - [`fs`]: crash-safe writes, gzip detection, directory walks (one home each).
 //! - [`generator`]: realistic, deterministic Amplitude exports.
 
+pub mod counts;
 pub mod dead_letter;
 pub mod engine;
 pub mod export;

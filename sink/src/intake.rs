@@ -149,7 +149,7 @@ async fn metrics(State(state): State<IntakeState>) -> Result<Response, IntakeErr
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-async fn counts(state: &IntakeState) -> Result<crate::store::Counts, IntakeError> {
+async fn counts(state: &IntakeState) -> Result<crate::store::OutboxCounts, IntakeError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
         store

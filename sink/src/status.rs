@@ -1,10 +1,10 @@
 //! What the sidecar reports: `GET /status` (JSON), `GET /metrics` (Prometheus text), and the
 //! `status` command.
 
-use crate::store::Counts;
+use crate::store::OutboxCounts;
 
 /// Prometheus text exposition of the counts.
-pub fn prometheus(counts: &Counts, credentials_error: bool) -> String {
+pub fn prometheus(counts: &OutboxCounts, credentials_error: bool) -> String {
     let metrics: [(&str, &str, &str, u64); 11] = [
         (
             "received_records_total",

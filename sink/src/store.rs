@@ -81,7 +81,7 @@ pub enum Outgoing {
 
 /// The numbers `status` and `/metrics` report.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
+pub struct OutboxCounts {
     /// Records received (identity and group records, ignored ones included).
     pub received: u64,
     /// Distinct (user, device) pairs: linked ones plus conflicts.
@@ -344,7 +344,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn counts(&self) -> rusqlite::Result<Counts> {
+    pub fn counts(&self) -> rusqlite::Result<OutboxCounts> {
         let count = |sql: &str| -> rusqlite::Result<u64> {
             self.connection
                 .query_row(sql, [], |row| row.get::<_, i64>(0))
@@ -356,7 +356,7 @@ impl Store {
             |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64, row.get::<_, i64>(2)? as u64, row.get::<_, i64>(3)? as u64)),
         )?;
         let conflicts = count("SELECT count(*) FROM conflicts")?;
-        Ok(Counts {
+        Ok(OutboxCounts {
             received: count(
                 "SELECT coalesce((SELECT value FROM counters WHERE name = 'received'), 0)",
             )?,

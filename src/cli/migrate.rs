@@ -129,7 +129,7 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     if let Some(dry_run) = &report.dry_run {
         eprintln!(
             "dry run: would send {} events in {} requests to {}/batch/; nothing was sent{}",
-            summary.events,
+            summary.totals.events,
             dry_run.batches,
             shown_host,
             if args.report.is_some() {

@@ -24,11 +24,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::delivery::{Poster, Undelivered, deliver};
-use super::progress::{Counters, Progress};
-use super::state::{ChunkCommit, DayCounts, Example, State, UNKNOWN_DAY};
-use super::summary::{MigrationSummary, metric};
+use super::progress::{LiveCounts, Progress};
+use super::state::{ChunkCommit, Example, State};
+use super::summary::MigrationSummary;
 use super::tracker::{FileId, Tracker};
 use super::{DEAD_LETTERS_FILE, MigrateError, MigrateOptions, Stop};
+use crate::counts::{DayCounts, Metric, UNKNOWN_DAY, outcome_counts};
 use crate::dead_letter::DeadLetter;
 use crate::engine::{Engine, MappedLine};
 use crate::input::{InputSource, LineReader};
@@ -60,7 +61,7 @@ pub struct DryRun {
     /// The requests it would have made.
     pub batches: u64,
     /// Its (day, metric, reason) counts.
-    pub counts: BTreeMap<(String, String, String), u64>,
+    pub counts: DayCounts,
     /// One example row per skip and refusal reason.
     pub examples: Vec<Example>,
 }
@@ -187,7 +188,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         Some(State::open(&options.state_dir)?)
     };
     let (plans, problems) = plan(&sources, state.as_ref())?;
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(LiveCounts::default());
     let progress = Progress::start(
         plans.iter().map(|plan| plan.size).sum(),
         counters.clone(),
@@ -329,7 +330,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     let mut stop = stopped.lock().expect("stop").clone();
     let dry_run_counts = match &state {
         Some(_) => BTreeMap::new(),
-        None => assembled.counts_as_strings(),
+        None => std::mem::take(&mut assembled.counts),
     };
     let mut summary = match &state {
         Some(state) => MigrationSummary::from_counts(&state.day_counts()?),
@@ -393,7 +394,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         let counts = store
             .counts()
             .map_err(|error| MigrateError::Identities(error.to_string()))?;
-        summary.set_identities(&counts);
+        summary.identities = counts;
         summary.problems = state.problems()?;
         summary.problems.extend(unregistered);
         let (files, done) = state.file_totals()?;
@@ -531,7 +532,7 @@ fn fingerprint(
 /// Counts bytes read from the raw file, for progress.
 struct Counting<R> {
     inner: R,
-    counters: Arc<Counters>,
+    counters: Arc<LiveCounts>,
 }
 
 impl<R: Read> Read for Counting<R> {
@@ -546,7 +547,7 @@ impl<R: Read> Read for Counting<R> {
 
 fn open_counted(
     source: &InputSource,
-    counters: &Arc<Counters>,
+    counters: &Arc<LiveCounts>,
 ) -> Result<LineReader, crate::input::InputError> {
     let raw: Box<dyn Read + Send> =
         match source {
@@ -578,7 +579,7 @@ fn read_files(
     mappers: Vec<SyncSender<Chunk>>,
     commit: Sender<Commit>,
     stop: watch::Receiver<bool>,
-    counters: Arc<Counters>,
+    counters: Arc<LiveCounts>,
 ) {
     let mut turn = 0;
     let mut hand = |chunk: Chunk| -> bool {
@@ -690,17 +691,6 @@ struct Assembled {
     examples: Vec<Example>,
 }
 
-impl Assembled {
-    fn counts_as_strings(&self) -> BTreeMap<(String, String, String), u64> {
-        self.counts
-            .iter()
-            .map(|((day, name, reason), count)| {
-                ((day.clone(), (*name).to_owned(), reason.clone()), *count)
-            })
-            .collect()
-    }
-}
-
 /// The day (UTC) of a row: its events' day, else its own time's, else unknown.
 fn row_day(line: &[u8], mapped: &MappedLine) -> String {
     if let MappingOutcome::Events(events) = &mapped.outcome
@@ -732,7 +722,7 @@ fn assemble(
     batches: tokio::sync::mpsc::Sender<Batch>,
     commit: Sender<Commit>,
     options: &MigrateOptions,
-    counters: &Counters,
+    counters: &LiveCounts,
 ) -> Result<Assembled, MigrateError> {
     let mut assembled = Assembled {
         counts: DayCounts::new(),
@@ -746,7 +736,7 @@ fn assemble(
     };
     let mut turn = 0;
     // Reasons this run has an example row of already.
-    let mut exemplified: std::collections::HashSet<(&'static str, String)> =
+    let mut exemplified: std::collections::HashSet<(Metric, String)> =
         std::collections::HashSet::new();
     let mut finished = vec![false; from_mappers.len()];
     while !finished.iter().all(|done| *done) {
@@ -770,30 +760,28 @@ fn assemble(
         let mut events_of_chunk = Vec::new();
         for ((line, row), mapped) in chunk.lines.iter().zip(mapped) {
             let day = row_day(row, &mapped);
-            let mut count = |name: &'static str, reason: &str, value: u64| {
+            for (metric, reason, value) in outcome_counts(&mapped.outcome) {
                 *pending
                     .counts
-                    .entry((day.clone(), name, reason.to_owned()))
+                    .entry((day.clone(), metric, reason.to_owned()))
                     .or_default() += value;
-            };
-            count(metric::ROWS, "", 1);
+            }
             let not_mapped = match &mapped.outcome {
-                MappingOutcome::Events(events) => {
-                    count(metric::MAPPED, "", 1);
-                    count(metric::EVENTS, "", events.len() as u64);
-                    None
-                }
-                MappingOutcome::Skipped(reason) => Some((metric::SKIPPED, reason.as_str())),
-                MappingOutcome::Rejected(reason) => Some((metric::REJECTED, reason.as_str())),
+                MappingOutcome::Events(_) => None,
+                MappingOutcome::Skipped(reason) => Some((Metric::Skipped, reason.as_str())),
+                MappingOutcome::Rejected(reason) => Some((Metric::Rejected, reason.as_str())),
             };
-            if let Some((name, reason)) = not_mapped {
-                count(name, reason, 1);
-                if exemplified.insert((name, reason.to_owned())) {
-                    pending
-                        .examples
-                        .push(Example::new(name, reason, &chunk.name, *line, row));
+            if let Some((metric, reason)) = not_mapped {
+                if exemplified.insert((metric, reason.to_owned())) {
+                    pending.examples.push(Example::new(
+                        metric.as_str(),
+                        reason,
+                        &chunk.name,
+                        *line,
+                        row,
+                    ));
                 }
-                if name == metric::REJECTED {
+                if metric == Metric::Rejected {
                     let letter = DeadLetter {
                         file: &chunk.name,
                         line: *line,
@@ -903,7 +891,7 @@ async fn send_batches(
     stop_tx: Arc<watch::Sender<bool>>,
     stopped: Arc<Mutex<Stop>>,
     commit: Sender<Commit>,
-    counters: Arc<Counters>,
+    counters: Arc<LiveCounts>,
 ) -> u64 {
     let outcomes = Arc::new(Outcomes {
         commit,
@@ -956,7 +944,7 @@ async fn send_batches(
 /// through the [`Refusals`] rule first), fatal answers to the stop switch.
 struct Outcomes {
     commit: Sender<Commit>,
-    counters: Arc<Counters>,
+    counters: Arc<LiveCounts>,
     refusals: Mutex<Refusals<Commit>>,
     stopped: Arc<Mutex<Stop>>,
     stop_tx: Arc<watch::Sender<bool>>,
@@ -1062,14 +1050,14 @@ fn delivered_counts(mut counts: DayCounts) -> DayCounts {
     let mut by_day: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for ((day, name, _), value) in &counts {
         match *name {
-            metric::EVENTS => by_day.entry(day.clone()).or_default().0 += value,
-            metric::DEAD_LETTERED => by_day.entry(day.clone()).or_default().1 += value,
+            Metric::Events => by_day.entry(day.clone()).or_default().0 += value,
+            Metric::DeadLettered => by_day.entry(day.clone()).or_default().1 += value,
             _ => {}
         }
     }
     for (day, (events, dead)) in by_day {
         if events > dead {
-            counts.insert((day, metric::DELIVERED, String::new()), events - dead);
+            counts.insert((day, Metric::Delivered, String::new()), events - dead);
         }
     }
     counts
@@ -1107,7 +1095,7 @@ fn apply(
                     };
                     pending.dead_letters.push((origin.line, letter.to_json()));
                     pending.examples.push(Example::new(
-                        metric::DEAD_LETTERED,
+                        Metric::DeadLettered.as_str(),
                         "",
                         &origin.name,
                         origin.line,
@@ -1115,7 +1103,7 @@ fn apply(
                     ));
                     *pending
                         .counts
-                        .entry((origin.day.to_string(), metric::DEAD_LETTERED, String::new()))
+                        .entry((origin.day.to_string(), Metric::DeadLettered, String::new()))
                         .or_default() += 1;
                 }
             }
@@ -1184,19 +1172,19 @@ mod tests {
     #[test]
     fn delivered_is_produced_minus_dead_lettered_per_day() {
         let mut counts = DayCounts::new();
-        counts.insert(("2024-07-06".into(), metric::EVENTS, String::new()), 5);
+        counts.insert(("2024-07-06".into(), Metric::Events, String::new()), 5);
         counts.insert(
-            ("2024-07-06".into(), metric::DEAD_LETTERED, String::new()),
+            ("2024-07-06".into(), Metric::DeadLettered, String::new()),
             1,
         );
-        counts.insert(("2024-07-07".into(), metric::EVENTS, String::new()), 2);
+        counts.insert(("2024-07-07".into(), Metric::Events, String::new()), 2);
         let counts = delivered_counts(counts);
         assert_eq!(
-            counts[&("2024-07-06".into(), metric::DELIVERED, String::new())],
+            counts[&("2024-07-06".into(), Metric::Delivered, String::new())],
             4
         );
         assert_eq!(
-            counts[&("2024-07-07".into(), metric::DELIVERED, String::new())],
+            counts[&("2024-07-07".into(), Metric::Delivered, String::new())],
             2
         );
     }

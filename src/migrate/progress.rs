@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// What the pipeline has done so far in this run.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub struct LiveCounts {
     pub bytes_read: AtomicU64,
     pub rows: AtomicU64,
     pub events_sent: AtomicU64,
@@ -17,7 +17,7 @@ pub struct Counters {
     pub retries: Arc<AtomicU64>,
 }
 
-/// Reports [`Counters`] until dropped.
+/// Reports [`LiveCounts`] until dropped.
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     done: Arc<AtomicBool>,
@@ -27,7 +27,7 @@ pub struct Progress {
 impl Progress {
     /// Starts reporting against `total_bytes` to read; plain lines every `interval` when
     /// stderr is not a terminal.
-    pub fn start(total_bytes: u64, counters: Arc<Counters>, interval: Duration) -> Progress {
+    pub fn start(total_bytes: u64, counters: Arc<LiveCounts>, interval: Duration) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total_bytes);
             bar.set_style(
@@ -86,7 +86,7 @@ impl Progress {
     }
 }
 
-fn describe(counters: &Counters, elapsed: Duration) -> String {
+fn describe(counters: &LiveCounts, elapsed: Duration) -> String {
     let rows = counters.rows.load(Ordering::Relaxed);
     format!(
         "{rows} rows ({:.0}/s), {} events sent, {} dead-lettered, {} retries",

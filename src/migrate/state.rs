@@ -5,10 +5,11 @@
 //! transaction, so a kill at any moment leaves counts that add up and a watermark that never
 //! runs ahead of delivery.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::counts::{DayCounts, Metric};
 
 /// The database file under the state directory.
 pub const DATABASE: &str = "migration.sqlite";
@@ -51,9 +52,6 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;",
 ];
 
-/// Day of rows whose time is unknown (they were refused before a time was read).
-pub const UNKNOWN_DAY: &str = "unknown";
-
 /// What the state knows of one input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
@@ -66,9 +64,6 @@ pub struct FileRecord {
     pub finished: bool,
     pub problem: Option<String>,
 }
-
-/// Counts of one chunk, by (day, metric, reason), added on commit.
-pub type DayCounts = BTreeMap<(String, &'static str, String), u64>;
 
 /// A done chunk, as written.
 #[derive(Debug, Clone, Default)]
@@ -387,6 +382,7 @@ impl State {
                     ])
                     .map_err(fail)?;
                 for ((day, metric, reason), value) in &chunk.counts {
+                    let metric = metric.as_str();
                     count
                         .execute(params![day, metric, reason, *value as i64])
                         .map_err(fail)?;
@@ -421,8 +417,9 @@ impl State {
         rows.collect::<Result<_, _>>().map_err(self.fail())
     }
 
-    /// Every count: (day, metric, reason) → count.
-    pub fn day_counts(&self) -> Result<BTreeMap<(String, String, String), u64>, StateError> {
+    /// Every count: (day, metric, reason) → count. A metric name this version does not know
+    /// (a state written by a newer one) is left out.
+    pub fn day_counts(&self) -> Result<DayCounts, StateError> {
         let mut statement = self
             .connection
             .prepare("SELECT day, metric, reason, count FROM migrate_days")
@@ -430,12 +427,21 @@ impl State {
         let rows = statement
             .query_map([], |row| {
                 Ok((
-                    (row.get(0)?, row.get(1)?, row.get(2)?),
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)? as u64,
                 ))
             })
             .map_err(self.fail())?;
-        rows.collect::<Result<_, _>>().map_err(self.fail())
+        let mut counts = DayCounts::new();
+        for row in rows {
+            let (day, metric, reason, count) = row.map_err(self.fail())?;
+            if let Some(metric) = Metric::parse(&metric) {
+                counts.insert((day, metric, reason), count);
+            }
+        }
+        Ok(counts)
     }
 
     /// Hands every dead letter, in file and line order, to `each`, one at a time (they can
@@ -562,8 +568,15 @@ mod tests {
             (0, 0, false)
         );
         let mut counts = DayCounts::new();
-        counts.insert(("2024-07-06".into(), "rows", String::new()), 3);
-        counts.insert(("2024-07-06".into(), "rejected", "bad_timestamp".into()), 1);
+        counts.insert(("2024-07-06".into(), Metric::Rows, String::new()), 3);
+        counts.insert(
+            (
+                "2024-07-06".into(),
+                Metric::Rejected,
+                "bad_timestamp".into(),
+            ),
+            1,
+        );
         let chunk = ChunkCommit {
             file: file.id,
             index: 0,
@@ -600,7 +613,7 @@ mod tests {
         );
         let counts = state.day_counts().expect("counts");
         assert_eq!(
-            counts[&("2024-07-06".into(), "rows".into(), String::new())],
+            counts[&("2024-07-06".into(), Metric::Rows, String::new())],
             6
         );
         let mut letters = Vec::new();

@@ -30,7 +30,7 @@ use posthog_alias_sink::sender::{self, SenderSignals};
 use posthog_alias_sink::store::Store;
 use tokio::sync::watch;
 
-use super::progress::{Counters, Progress};
+use super::progress::{LiveCounts, Progress};
 use super::{MigrateError, MigrateOptions, RunReport, Stop};
 
 /// The configuration this command supervises: the repository's `vector.toml`.
@@ -169,7 +169,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     }
 
     let mut child = start_vector(vector, &workspace)?;
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(LiveCounts::default());
     let progress = Progress::start(total_bytes, counters.clone(), Duration::from_secs(10));
     progress.println(&format!(
         "Vector {} runs {} (log: {})",
@@ -266,7 +266,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         .expect("store")
         .counts()
         .map_err(|error| MigrateError::Identities(error.to_string()))?;
-    summary.set_identities(&counts);
+    summary.identities = counts;
     // Identity updates PostHog refused go beside Vector's own dead letters, in the one shape.
     let identity_letters = workspace.dead_letters().join("identities.jsonl");
     {
@@ -291,7 +291,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         // Every file is read to its end and every buffer is drained: every event the mapping
         // produced is delivered (the sink retries every answer but success; nothing is
         // dropped), and every refused row is in Vector's dead letters.
-        summary.delivered = summary.events;
+        summary.totals.delivered = summary.totals.events;
     } else {
         // Not finished: the report says nothing is known to be delivered yet.
         for day in &mut report.days {

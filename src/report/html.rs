@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::{Counts, Report};
+use super::{Report, Tally};
 
 /// `&`, `<`, `>`, `"` and `'` escaped, for text and attribute values.
 pub fn escape(text: &str) -> String {
@@ -142,7 +142,7 @@ pub fn render(report: &Report) -> String {
              The events produced are what <code>migrate</code> without <code>--dry-run</code> would send.</p>\n",
         );
     }
-    if report.delivered_basis == super::vector_pipeline::PRODUCED {
+    if report.delivered_basis == super::PRODUCED {
         page.push_str(
             "<p class=\"meta\" id=\"basis\">Carried by Vector, which records no deliveries: the delivered counts are the events the mapping produced, \
              delivered once Vector has finished (its sinks retry every answer but success). <code>verify</code> checks them against PostHog.</p>\n",
@@ -273,7 +273,7 @@ fn chart(report: &Report) -> String {
     svg
 }
 
-fn cells(counts: &Counts) -> String {
+fn cells(counts: &Tally) -> String {
     format!(
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
         counts.rows,

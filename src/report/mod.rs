@@ -12,92 +12,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::counts::Tally;
+use crate::counts::{DayCounts, UNKNOWN_DAY};
 use crate::migrate::state::{Example, State, StateError};
-use crate::migrate::summary::metric;
 
 /// The `schema` field of `report.json`; changes when a field changes meaning or goes away.
 pub const SCHEMA: &str = "amplitude-posthog/report/1";
 pub const JSON_FILE: &str = "report.json";
 pub const HTML_FILE: &str = "report.html";
 
-/// Counts of one day, or of the whole migration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Rows of the export (each once).
-    pub rows: u64,
-    pub mapped: u64,
-    /// Skipped rows by reason.
-    pub skipped: BTreeMap<String, u64>,
-    /// Rows the mapping refused, by reason (they are in the dead letters).
-    pub rejected: BTreeMap<String, u64>,
-    /// Events the mapping produced.
-    pub events: u64,
-    /// Events PostHog accepted.
-    pub delivered: u64,
-    /// Events PostHog refused for good (in the dead letters with its answer).
-    pub dead_lettered: u64,
-    /// `$create_alias` events sent for (device → user) pairs first seen that day.
-    pub aliases_sent: u64,
-    /// Later users of an already linked device, first seen that day (never sent).
-    pub alias_conflicts: u64,
-}
-
-impl Counts {
-    /// Adds `count` to `name` (a [`metric`]) for `reason`; unknown metrics are ignored.
-    pub fn add(&mut self, name: &str, reason: &str, count: u64) {
-        match name {
-            metric::ROWS => self.rows += count,
-            metric::MAPPED => self.mapped += count,
-            metric::EVENTS => self.events += count,
-            metric::DELIVERED => self.delivered += count,
-            metric::DEAD_LETTERED => self.dead_lettered += count,
-            metric::SKIPPED => *self.skipped.entry(reason.to_owned()).or_default() += count,
-            metric::REJECTED => *self.rejected.entry(reason.to_owned()).or_default() += count,
-            _ => {}
-        }
-    }
-
-    fn absorb(&mut self, other: &Counts) {
-        self.rows += other.rows;
-        self.mapped += other.mapped;
-        self.events += other.events;
-        self.delivered += other.delivered;
-        self.dead_lettered += other.dead_lettered;
-        self.aliases_sent += other.aliases_sent;
-        self.alias_conflicts += other.alias_conflicts;
-        for (reason, count) in &other.skipped {
-            *self.skipped.entry(reason.clone()).or_default() += count;
-        }
-        for (reason, count) in &other.rejected {
-            *self.rejected.entry(reason.clone()).or_default() += count;
-        }
-    }
-
-    pub fn skipped_total(&self) -> u64 {
-        self.skipped.values().sum()
-    }
-
-    pub fn rejected_total(&self) -> u64 {
-        self.rejected.values().sum()
-    }
-
-    /// rows = mapped + skipped + rejected, and events = delivered + dead-lettered.
-    pub fn adds_up(&self) -> bool {
-        self.rows_add_up() && self.events == self.delivered + self.dead_lettered
-    }
-
-    /// rows = mapped + skipped + rejected.
-    pub fn rows_add_up(&self) -> bool {
-        self.rows == self.mapped + self.skipped_total() + self.rejected_total()
-    }
-}
-
 /// One UTC day of event time (`unknown` for rows refused before a time was read).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Day {
     pub day: String,
     #[serde(flatten)]
-    pub counts: Counts,
+    pub counts: Tally,
 }
 
 /// Input files and their problems.
@@ -122,7 +51,7 @@ pub struct Report {
     pub generated_at: String,
     /// The state it was made from.
     pub state: String,
-    pub totals: Counts,
+    pub totals: Tally,
     /// Aliases and group snapshots still to send.
     pub aliases_pending: u64,
     pub groups_pending: u64,
@@ -155,6 +84,10 @@ fn state_basis() -> String {
 /// `delivered_basis` of a dry run's report: nothing was sent, so nothing is delivered; the
 /// events produced are what a real run would send.
 pub const DRY_RUN: &str = "dry_run";
+
+/// `delivered_basis` of a Vector pipeline's report: the events the mapping produced, delivered
+/// once Vector has finished (see [`vector_pipeline`]).
+pub const PRODUCED: &str = "produced";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -239,7 +172,7 @@ impl Report {
     }
 
     /// The identity store's totals: what is pending, refused, and the groups sent.
-    pub fn set_identities(&mut self, outbox: &posthog_alias_sink::store::Counts) {
+    pub fn set_identities(&mut self, outbox: &posthog_alias_sink::store::OutboxCounts) {
         self.aliases_pending = outbox.pending;
         self.aliases_refused = outbox.failed;
         self.groups_pending = outbox.groups_pending;
@@ -271,22 +204,17 @@ impl Report {
     /// The report of the state's (day, metric, reason) counts and the identity store's
     /// per-day (aliases sent, conflicts).
     pub fn from_parts(
-        counts: &BTreeMap<(String, String, String), u64>,
+        counts: &DayCounts,
         identities: &BTreeMap<String, (u64, u64)>,
         examples: Vec<Example>,
     ) -> Report {
-        let mut days: BTreeMap<String, Counts> = BTreeMap::new();
-        for ((day, name, reason), count) in counts {
-            days.entry(day.clone())
-                .or_default()
-                .add(name, reason, *count);
-        }
+        let mut days = Tally::by_day(counts);
         for (day, (sent, conflicts)) in identities {
             let counts = days.entry(day.clone()).or_default();
             counts.aliases_sent += sent;
             counts.alias_conflicts += conflicts;
         }
-        let mut totals = Counts::default();
+        let mut totals = Tally::default();
         for counts in days.values() {
             totals.absorb(counts);
         }
@@ -333,7 +261,7 @@ impl Report {
     pub fn delivered_by_day(&self) -> BTreeMap<String, u64> {
         self.days
             .iter()
-            .filter(|day| day.day != crate::migrate::state::UNKNOWN_DAY && day.counts.delivered > 0)
+            .filter(|day| day.day != UNKNOWN_DAY && day.counts.delivered > 0)
             .map(|day| (day.day.clone(), day.counts.delivered))
             .collect()
     }
@@ -359,7 +287,7 @@ impl Report {
         let dated: Vec<&Day> = self
             .days
             .iter()
-            .filter(|day| day.day != crate::migrate::state::UNKNOWN_DAY)
+            .filter(|day| day.day != UNKNOWN_DAY)
             .collect();
         let mut text = format!(
             "{} days of events, {} to {}\n\
@@ -415,8 +343,12 @@ impl Report {
 mod tests {
     use super::*;
 
-    fn key(day: &str, name: &str, reason: &str) -> (String, String, String) {
-        (day.into(), name.into(), reason.into())
+    fn key(day: &str, name: &str, reason: &str) -> (String, crate::counts::Metric, String) {
+        (
+            day.into(),
+            crate::counts::Metric::parse(name).expect("a metric"),
+            reason.into(),
+        )
     }
 
     #[test]

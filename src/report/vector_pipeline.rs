@@ -9,18 +9,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Files, Problem, Report};
-use crate::migrate::summary::{MigrationSummary, metric};
+use super::{Files, PRODUCED, Problem, Report};
+use crate::counts::{DayCounts, Metric};
+use crate::migrate::summary::MigrationSummary;
 use crate::migrate::{MigrateError, MigrateOptions};
 
-/// `delivered_basis` of such a report.
-pub const PRODUCED: &str = "produced";
-
-/// (day, metric, reason) counts.
-pub type Counts = BTreeMap<(String, String, String), u64>;
-
 /// Rows, outcomes and events of the export, by day, counted in this process (nothing sent).
-pub fn count_export(inputs: &[PathBuf]) -> Result<(MigrationSummary, Counts), MigrateError> {
+pub fn count_export(inputs: &[PathBuf]) -> Result<(MigrationSummary, DayCounts), MigrateError> {
     let mut options = MigrateOptions::new(inputs.to_vec(), "http://127.0.0.1", "");
     options.dry_run = true;
     let report = crate::migrate::run(&options)?;
@@ -32,14 +27,14 @@ pub fn count_export(inputs: &[PathBuf]) -> Result<(MigrationSummary, Counts), Mi
 }
 
 /// Adds `delivered` = `events` for every day.
-pub fn delivered_as_produced(counts: &mut Counts) {
+pub fn delivered_as_produced(counts: &mut DayCounts) {
     let produced: Vec<(String, u64)> = counts
         .iter()
-        .filter(|((_, name, _), _)| name == metric::EVENTS)
+        .filter(|((_, metric, _), _)| *metric == Metric::Events)
         .map(|((day, _, _), count)| (day.clone(), *count))
         .collect();
     for (day, count) in produced {
-        counts.insert((day, metric::DELIVERED.to_owned(), String::new()), count);
+        counts.insert((day, Metric::Delivered, String::new()), count);
     }
 }
 
@@ -125,7 +120,7 @@ pub fn report(
         .collect();
     if let Some(dir) = dead_letters {
         problems.extend(missing_dead_letters(
-            &summary.rejected,
+            &summary.totals.rejected,
             &dead_letter_reasons(dir),
             dir,
         ));
@@ -166,13 +161,13 @@ mod tests {
 
     #[test]
     fn delivered_equals_produced_on_every_day() {
-        let mut counts = Counts::from([
-            (("2024-01-01".into(), "events".into(), String::new()), 4),
-            (("2024-01-02".into(), "events".into(), String::new()), 2),
+        let mut counts = DayCounts::from([
+            (("2024-01-01".into(), Metric::Events, String::new()), 4),
+            (("2024-01-02".into(), Metric::Events, String::new()), 2),
         ]);
         delivered_as_produced(&mut counts);
         assert_eq!(
-            counts[&("2024-01-02".into(), "delivered".into(), String::new())],
+            counts[&("2024-01-02".into(), Metric::Delivered, String::new())],
             2
         );
     }
