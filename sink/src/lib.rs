@@ -8,15 +8,14 @@
 //! - [`records`]: the intake record format and its parser.
 //! - [`store`]: the SQLite outbox (schema migrations, dedup, conflicts, groups, counters).
 //! - [`intake`]: the HTTP server Vector talks to, and `/status`, `/metrics`.
-//! - [`posthog`]: the `/batch/` request and the meaning of each answer.
-//! - [`refusals`]: whether PostHog refusing whole requests is bad data or a bad setup.
+//! - [`posthog`]: the PostHog events of the outbox's entries (sent with the `posthog_client`
+//!   crate, which `migrate` shares).
 //! - [`sender`]: drains the outbox to PostHog.
 //! - [`status`]: Prometheus rendering.
 
 pub mod intake;
 pub mod posthog;
 pub mod records;
-pub mod refusals;
 pub mod sender;
 pub mod status;
 pub mod store;

@@ -3,14 +3,16 @@
 //! honouring `Retry-After`; splits on 413; bisects a 400 down to the refused event and marks
 //! it failed; stops on 401/403 with everything kept pending.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use posthog_client::refusals::{IN_A_ROW, Refusals};
+use posthog_client::{Client, Undelivered};
 use tokio::sync::{Notify, watch};
 
-use crate::posthog::{Delivery, send};
 use crate::store::{Outgoing, Store};
 
 #[derive(Debug, Clone)]
@@ -35,7 +37,7 @@ pub struct SenderSignals {
     /// (404, 405, a redirect): sending stopped, everything stays pending.
     pub wrong_host: std::sync::Mutex<Option<(u16, String)>>,
     /// Set (to PostHog's answer) when PostHog refused every entry of
-    /// [`crate::refusals::IN_A_ROW`] whole batches in a row: a misconfiguration, not bad
+    /// [`IN_A_ROW`] whole batches in a row: a misconfiguration, not bad
     /// entries. Sending stopped, nothing of those batches is marked.
     pub refused_everything: std::sync::Mutex<Option<String>>,
     /// Woken by the intake when new records were committed.
@@ -66,7 +68,9 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Stopped> {
     let mut store = Store::open(&config.database)?;
-    let client = crate::posthog::client()?;
+    let mut client = Client::to_url(&config.batch_url, &config.api_key, None)?;
+    client.initial_backoff = config.initial_backoff;
+    client.max_backoff = config.max_backoff;
     let mut refused_in_a_row = 0;
     loop {
         if *shutdown.borrow() {
@@ -93,7 +97,7 @@ pub async fn run(
             // once a batch with a good one comes.
             Outcome::WhollyRefused(reason) => {
                 refused_in_a_row += 1;
-                if refused_in_a_row >= crate::refusals::IN_A_ROW {
+                if refused_in_a_row >= IN_A_ROW {
                     let message = format!(
                         "PostHog refused every entry of {refused_in_a_row} whole batches in a row ({reason}): \
                          that is the setup (the project, the host, a proxy), not bad entries. Sending stopped, nothing is lost."
@@ -112,75 +116,68 @@ pub async fn run(
 /// sender must stop.
 async fn deliver(
     config: &SenderConfig,
-    client: &reqwest::Client,
+    client: &Client,
     store: &mut Store,
     batch: Vec<Outgoing>,
     shutdown: &mut watch::Receiver<bool>,
     signals: &SenderSignals,
 ) -> anyhow::Result<Outcome> {
-    let entries = batch.len();
-    // Refused entries with PostHog's answer, marked once the whole batch is answered.
-    let mut refused: Vec<(Vec<Outgoing>, String)> = Vec::new();
-    // Work list of batches still to send; halves go to the front so order is kept.
-    let mut work = vec![batch];
-    let mut backoff = config.initial_backoff;
-    while let Some(batch) = work.pop() {
-        match send(client, &config.batch_url, &config.api_key, &batch).await {
-            Delivery::Accepted => {
-                store.mark(&batch, None)?;
-                store.set_last_error(None)?;
-                backoff = config.initial_backoff;
+    let events: Arc<Vec<String>> = Arc::new(
+        batch
+            .iter()
+            .map(|entry| crate::posthog::event(entry).to_string())
+            .collect(),
+    );
+    // The status shows the last answer being retried (a short-lived connection: retries are
+    // seconds apart).
+    let database = config.database.clone();
+    let on_retry = move |reason: &str| {
+        if let Ok(store) = Store::open(&database) {
+            let _ = store.set_last_error(Some(reason));
+        }
+    };
+    match posthog_client::deliver(client, &events, shutdown, &on_retry).await {
+        Ok(refused) => {
+            if Refusals::<()>::is_whole(batch.len(), refused.len()) {
+                return Ok(Outcome::WhollyRefused(refused[0].reason.clone()));
             }
-            Delivery::Retry { after, reason } => {
-                tracing::warn!("{reason}; retrying {} events", batch.len());
-                store.set_last_error(Some(&reason))?;
-                // PostHog's Retry-After wins; otherwise the capped exponential backoff.
-                let wait = after.unwrap_or(backoff);
-                backoff = (backoff * 2).min(config.max_backoff);
-                work.push(batch);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => return Ok(Outcome::Stop(Stopped::Shutdown)),
+            let reasons: HashMap<usize, &str> = refused
+                .iter()
+                .map(|refused| (refused.index, refused.reason.as_str()))
+                .collect();
+            let mut sent = Vec::with_capacity(batch.len());
+            for (index, entry) in batch.into_iter().enumerate() {
+                match reasons.get(&index) {
+                    Some(reason) => {
+                        tracing::error!("{reason}; the event is marked failed");
+                        store.mark(std::slice::from_ref(&entry), Some(reason))?;
+                    }
+                    None => sent.push(entry),
                 }
             }
-            Delivery::Split | Delivery::Isolate { .. } if batch.len() > 1 => {
-                let mut first = batch;
-                let second = first.split_off(first.len() / 2);
-                work.push(second);
-                work.push(first);
-            }
-            Delivery::Split => refused.push((
-                batch,
-                "PostHog refused the event as too large (413)".to_owned(),
-            )),
-            Delivery::Isolate { reason } => refused.push((batch, reason)),
-            Delivery::Credentials { status } => {
-                let message = format!(
-                    "credentials error: PostHog answered {status}; check the project API key (POSTHOG_API_KEY or --api-key-file) \
-                     and the host. Sending stopped, nothing is lost: restart the sidecar once the key is fixed."
-                );
-                tracing::error!("{message}");
-                store.set_last_error(Some(&message))?;
-                return Ok(Outcome::Stop(Stopped::Credentials));
-            }
-            Delivery::WrongHost { status, advice } => {
-                let message = format!(
-                    "wrong host: {} answered {status}; {advice}. Sending stopped, nothing is lost: restart once the host is fixed.",
-                    config.batch_url
-                );
-                tracing::error!("{message}");
-                store.set_last_error(Some(&message))?;
-                *signals.wrong_host.lock().expect("signals") = Some((status, advice));
-                return Ok(Outcome::Stop(Stopped::WrongHost));
-            }
+            store.mark(&sent, None)?;
+            store.set_last_error(None)?;
+            Ok(Outcome::Sent)
+        }
+        Err(Undelivered::Stopped) => Ok(Outcome::Stop(Stopped::Shutdown)),
+        Err(Undelivered::Credentials { status }) => {
+            let message = format!(
+                "credentials error: PostHog answered {status}; check the project API key (POSTHOG_API_KEY or --api-key-file) \
+                 and the host. Sending stopped, nothing is lost: restart the sidecar once the key is fixed."
+            );
+            tracing::error!("{message}");
+            store.set_last_error(Some(&message))?;
+            Ok(Outcome::Stop(Stopped::Credentials))
+        }
+        Err(Undelivered::WrongHost { status, advice }) => {
+            let message = format!(
+                "wrong host: {} answered {status}; {advice}. Sending stopped, nothing is lost: restart once the host is fixed.",
+                config.batch_url
+            );
+            tracing::error!("{message}");
+            store.set_last_error(Some(&message))?;
+            *signals.wrong_host.lock().expect("signals") = Some((status, advice));
+            Ok(Outcome::Stop(Stopped::WrongHost))
         }
     }
-    if crate::refusals::Refusals::<()>::is_whole(entries, refused.len()) {
-        return Ok(Outcome::WhollyRefused(refused.swap_remove(0).1));
-    }
-    for (entries, reason) in &refused {
-        tracing::error!("{reason}; the event is marked failed");
-        store.mark(entries, Some(reason))?;
-    }
-    Ok(Outcome::Sent)
 }

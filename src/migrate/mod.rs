@@ -4,13 +4,12 @@
 //! is read file by file in chunks of consecutive rows; worker threads map each chunk with the
 //! chosen form of the mapping; an assembler counts every row by day and outcome, hands the
 //! identity records to the identity sidecar's store (the same SQLite file) and packs events
-//! into batches; batches go to PostHog concurrently (see [`delivery`]); a committer moves each
+//! into batches; batches go to PostHog concurrently (`posthog_client::deliver`); a committer moves each
 //! file's watermark over chunks whose every event is delivered or dead-lettered (see
 //! [`tracker`]) and writes counts, dead letters and watermarks in one transaction (see
 //! [`state`]). The sidecar's own sender delivers the aliases and group snapshots meanwhile.
 //! Killed at any moment, the same command reads each file again just past its watermark.
 
-pub mod delivery;
 pub mod lock;
 mod pipeline;
 pub mod progress;
@@ -130,7 +129,7 @@ pub enum Stop {
     /// host to use.
     WrongHost { status: u16, advice: String },
     /// PostHog refused every event of `requests` whole requests in a row (see
-    /// [`posthog_alias_sink::refusals`]):
+    /// [`posthog_client::refusals`]):
     /// a misconfiguration, not bad rows.
     Refused { requests: usize, reason: String },
 }

@@ -23,7 +23,6 @@ use posthog_alias_sink::store::Store;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::delivery::{Poster, Undelivered, deliver};
 use super::progress::{LiveCounts, Progress};
 use super::state::{ChunkCommit, Example, State};
 use super::summary::MigrationSummary;
@@ -34,7 +33,8 @@ use crate::dead_letter::DeadLetter;
 use crate::engine::{Engine, MappedLine};
 use crate::input::{InputSource, LineReader};
 use crate::outcome::MappingOutcome;
-use posthog_alias_sink::refusals::{Refusals, Verdict};
+use posthog_client::refusals::{Refusals, Verdict};
+use posthog_client::{Client, Undelivered, deliver};
 
 /// Rows per chunk at most.
 const CHUNK_ROWS: usize = 1000;
@@ -217,7 +217,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         None => None,
     };
 
-    let mut poster = Poster::new(&options.host, &options.api_key, options.rate)
+    let mut poster = Client::new(&options.host, &options.api_key, options.rate)
         .map_err(|error| MigrateError::Client(error.to_string()))?;
     poster.initial_backoff = options.initial_backoff;
     poster.max_backoff = options.max_backoff;
@@ -366,7 +366,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
                 }
                 if let Some(reason) = signals.refused_everything.lock().expect("signals").clone() {
                     stop = Stop::Refused {
-                        requests: posthog_alias_sink::refusals::IN_A_ROW,
+                        requests: posthog_client::refusals::IN_A_ROW,
                         reason,
                     };
                     break;
@@ -884,7 +884,7 @@ fn flush(batch: &mut Batch, batches: &tokio::sync::mpsc::Sender<Batch>) -> bool 
 #[allow(clippy::too_many_arguments)]
 async fn send_batches(
     mut batches: tokio::sync::mpsc::Receiver<Batch>,
-    poster: Poster,
+    poster: Client,
     concurrency: usize,
     dry_run: bool,
     stop_rx: watch::Receiver<bool>,
@@ -921,7 +921,7 @@ async fn send_batches(
         let outcomes = outcomes.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            match deliver(&poster, &batch.events, &mut stop_rx).await {
+            match deliver(&poster, &batch.events, &mut stop_rx, &|_| {}).await {
                 Ok(refused) => outcomes.delivered(batch.origins, refused),
                 Err(Undelivered::Credentials { status }) => {
                     outcomes.stop(Stop::Credentials { status });
@@ -952,7 +952,7 @@ struct Outcomes {
 
 impl Outcomes {
     /// A request PostHog answered for every event: `refused` are the events it refused.
-    fn delivered(&self, origins: Vec<EventOrigin>, refused: Vec<super::delivery::Refused>) {
+    fn delivered(&self, origins: Vec<EventOrigin>, refused: Vec<posthog_client::Refused>) {
         let (events, refused_count) = (origins.len(), refused.len());
         let reason = refused
             .first()

@@ -84,9 +84,8 @@ struct VectorMetrics {
 /// not PostHog's capture endpoint (404, 405, or a redirect as Vector reports its answer).
 fn is_fatal_answer(status: u16) -> bool {
     matches!(
-        posthog_alias_sink::posthog::Delivery::from_status(status, None, None, ""),
-        posthog_alias_sink::posthog::Delivery::Credentials { .. }
-            | posthog_alias_sink::posthog::Delivery::WrongHost { .. }
+        posthog_client::Delivery::from_status(status, None, None, ""),
+        posthog_client::Delivery::Credentials { .. } | posthog_client::Delivery::WrongHost { .. }
     )
 }
 
@@ -208,8 +207,8 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
             .events_sent
             .store(metrics.delivered as u64, Ordering::Relaxed);
         if let Some(status) = metrics.refused_key {
-            break match posthog_alias_sink::posthog::Delivery::from_status(status, None, None, "") {
-                posthog_alias_sink::posthog::Delivery::WrongHost { status, advice } => {
+            break match posthog_client::Delivery::from_status(status, None, None, "") {
+                posthog_client::Delivery::WrongHost { status, advice } => {
                     Stop::WrongHost { status, advice }
                 }
                 _ => Stop::Credentials { status },
@@ -223,7 +222,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         }
         if let Some(reason) = signals.refused_everything.lock().expect("signals").clone() {
             break Stop::Refused {
-                requests: posthog_alias_sink::refusals::IN_A_ROW,
+                requests: posthog_client::refusals::IN_A_ROW,
                 reason,
             };
         }
