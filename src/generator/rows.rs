@@ -1,11 +1,15 @@
 //! Builds one export row for the next step of a simulated session.
+//!
+//! [`next_row`] only composes: each part of the row has its own function, called in the
+//! order the row's fields are written. Every random draw of a part happens inside it, in
+//! field order, so the same seed gives the same bytes; keep that order when changing a part.
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
 
-use super::population::{Population, Session, Source};
+use super::population::{Device, Population, Session, Source, User};
 use super::row::RowObject;
 use super::{GeneratedRow, Intent, text};
 use crate::outcome::SkipReason;
@@ -21,64 +25,129 @@ pub fn next_row(
     project_id: u64,
 ) -> GeneratedRow {
     let event_time = upload_time - event_delay(rng);
+    let (first, last) = count_step(session);
+    let event = step_event(
+        rng,
+        &mut population.devices[session.device],
+        session,
+        first,
+        last,
+    );
+
+    let device = &population.devices[session.device];
+    let user = device.current_user.map(|index| &population.users[index]);
+    let mut row = RowObject::new();
+    set_row_ids(
+        rng,
+        &mut row,
+        device,
+        &event.event_type,
+        session,
+        project_id,
+    );
+    set_user_and_device_ids(rng, &mut row, device, user);
+    set_event_and_session_ids(rng, &mut row, &event.event_type, session, upload_time);
+    set_times(rng, &mut row, event_time, upload_time);
+    set_platform_fields(rng, &mut row, device);
+    set_location(rng, &mut row, device);
+    set_paying(rng, &mut row);
+    let login = event.login;
+    let intent = set_properties(rng, &mut row, event, user);
+    set_fixed_fields(&mut row, login);
+    vary_field_order(rng, &mut row);
+    GeneratedRow {
+        line: row.to_line(),
+        upload_time,
+        intent,
+    }
+}
+
+/// The event a session step emits, before it becomes a row.
+struct StepEvent {
+    event_type: String,
+    properties: Value,
+    /// A user logs in on the device with this `$identify`.
+    login: bool,
+    intent: Intent,
+}
+
+/// Counts one more event in the session: whether it is the session's first and its last.
+fn count_step(session: &mut Session) -> (bool, bool) {
     let first = session.emitted == 0;
     session.emitted += 1;
     session.event_counter += 1;
     let last = session.emitted == session.planned;
+    (first, last)
+}
 
-    let device_index = session.device;
-    let mut intent = Intent::Map;
-    let (event_type, event_properties, login) = {
-        let device = &mut population.devices[device_index];
-        let can_log_in = device.current_user.is_none() && device.next_owner < device.owners.len();
-        if can_log_in && !first && rng.random_bool(0.15) {
-            let user = device.owners[device.next_owner];
-            device.next_owner += 1;
-            device.current_user = Some(user);
-            ("$identify".to_owned(), json!({}), true)
-        } else if session.with_markers && first {
-            intent = Intent::Skip(SkipReason::SessionMarker);
-            (
-                pick(
-                    rng,
-                    &[
-                        "session_start",
-                        "session_start",
-                        "[Amplitude] Start Session",
-                    ],
-                )
-                .to_owned(),
-                json!({}),
-                false,
-            )
-        } else if session.with_markers && last {
-            intent = Intent::Skip(SkipReason::SessionMarker);
-            (
-                pick(
-                    rng,
-                    &["session_end", "session_end", "[Amplitude] End Session"],
-                )
-                .to_owned(),
-                json!({}),
-                false,
-            )
-        } else {
-            let (name, props) =
-                choose_event(rng, device.source, !device.installed, session.event_counter);
-            device.installed = true;
-            (name, props, false)
+/// The step's event: a login (`$identify`), a session marker, or the device's next event.
+fn step_event(
+    rng: &mut impl Rng,
+    device: &mut Device,
+    session: &Session,
+    first: bool,
+    last: bool,
+) -> StepEvent {
+    let can_log_in = device.current_user.is_none() && device.next_owner < device.owners.len();
+    if can_log_in && !first && rng.random_bool(0.15) {
+        let user = device.owners[device.next_owner];
+        device.next_owner += 1;
+        device.current_user = Some(user);
+        StepEvent {
+            event_type: "$identify".to_owned(),
+            properties: json!({}),
+            login: true,
+            intent: Intent::Map,
         }
-    };
+    } else if session.with_markers && first {
+        session_marker(
+            rng,
+            &[
+                "session_start",
+                "session_start",
+                "[Amplitude] Start Session",
+            ],
+        )
+    } else if session.with_markers && last {
+        session_marker(
+            rng,
+            &["session_end", "session_end", "[Amplitude] End Session"],
+        )
+    } else {
+        let (event_type, properties) =
+            choose_event(rng, device.source, !device.installed, session.event_counter);
+        device.installed = true;
+        StepEvent {
+            event_type,
+            properties,
+            login: false,
+            intent: Intent::Map,
+        }
+    }
+}
 
-    let device = &population.devices[device_index];
-    let user = device.current_user.map(|index| &population.users[index]);
-    let place = &text::PLACES[device.place];
-    let mut row = RowObject::new();
+/// A session start or end marker, one of `names`: the mapping skips it.
+fn session_marker(rng: &mut impl Rng, names: &[&str]) -> StepEvent {
+    StepEvent {
+        event_type: pick(rng, names).to_owned(),
+        properties: json!({}),
+        login: false,
+        intent: Intent::Skip(SkipReason::SessionMarker),
+    }
+}
 
-    // Identity, with the quirks real exports have.
+/// `$insert_id`, `$schema`, `amplitude_id` and `app`, with the quirks real exports have.
+fn set_row_ids(
+    rng: &mut impl Rng,
+    row: &mut RowObject,
+    device: &Device,
+    event_type: &str,
+    session: &Session,
+    project_id: u64,
+) {
     row.set(
         "$insert_id",
-        insert_id(rng, device.source, &event_type, session.event_counter),
+        insert_id(rng, device.source, event_type, session.event_counter),
     );
     row.set(
         "$schema",
@@ -104,6 +173,16 @@ pub fn next_row(
             json!(project_id)
         },
     );
+}
+
+/// `user_id` (null while anonymous; sometimes refused, too long or numeric) and `device_id`
+/// (sometimes absent on HTTP-API rows of a known user, sometimes refused).
+fn set_user_and_device_ids(
+    rng: &mut impl Rng,
+    row: &mut RowObject,
+    device: &Device,
+    user: Option<&User>,
+) {
     let user_id: Value = match user {
         None => Value::Null,
         Some(_) if rng.random_bool(0.01) => json!(pick(rng, text::REFUSED_IDS)),
@@ -121,8 +200,18 @@ pub fn next_row(
         };
     row.set("user_id", user_id);
     row.set("device_id", device_id);
+}
+
+/// `uuid`, `event_type`, `event_id` and `session_id`.
+fn set_event_and_session_ids(
+    rng: &mut impl Rng,
+    row: &mut RowObject,
+    event_type: &str,
+    session: &Session,
+    upload_time: DateTime<Utc>,
+) {
     row.set("uuid", row_uuid(rng, upload_time));
-    row.set("event_type", event_type.as_str());
+    row.set("event_type", event_type);
     row.set(
         "event_id",
         if rng.random_bool(0.01) {
@@ -139,8 +228,15 @@ pub fn next_row(
             json!(session.session_id)
         },
     );
+}
 
-    // Time fields: the main one in one of the variants exports contain.
+/// Time fields: the main one in one of the variants exports contain, then the upload times.
+fn set_times(
+    rng: &mut impl Rng,
+    row: &mut RowObject,
+    event_time: DateTime<Utc>,
+    upload_time: DateTime<Utc>,
+) {
     let (event_time_value, client_time_value) = time_variants(rng, event_time);
     row.set("event_time", event_time_value);
     row.set("client_event_time", client_time_value);
@@ -157,82 +253,13 @@ pub fn next_row(
         "processed_time",
         format_time(upload_time + Duration::seconds(rng.random_range(1..30))),
     );
+}
 
-    // Platform and device fields, reused per platform the way Amplitude does.
+/// Platform and device fields, reused per platform the way Amplitude does.
+fn set_platform_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
     match device.source {
-        Source::Web | Source::Segment => {
-            row.set(
-                "platform",
-                if device.source == Source::Web {
-                    json!("Web")
-                } else {
-                    Value::Null
-                },
-            );
-            row.set(
-                "library",
-                if device.source == Source::Web {
-                    json!(pick(
-                        rng,
-                        &[
-                            "amplitude-ts/2.11.0",
-                            "amplitude-js/8.21.9",
-                            "amplitude-ts/2.7.4"
-                        ]
-                    ))
-                } else {
-                    json!("segment")
-                },
-            );
-            row.set("os_name", device.browser.0);
-            row.set(
-                "os_version",
-                if rng.random_bool(0.02) {
-                    json!(126)
-                } else {
-                    json!(device.browser.1)
-                },
-            );
-            row.set("device_family", device.family);
-            row.set(
-                "device_type",
-                if rng.random_bool(0.5) {
-                    json!(device.family)
-                } else {
-                    Value::Null
-                },
-            );
-            row.set("device_model", Value::Null);
-        }
-        Source::Ios | Source::Android => {
-            let ios = device.source == Source::Ios;
-            row.set("platform", if ios { "iOS" } else { "Android" });
-            row.set(
-                "library",
-                if ios {
-                    "amplitude-swift/1.4.0"
-                } else {
-                    "amplitude-android/2.9.2"
-                },
-            );
-            row.set("os_name", if ios { "ios" } else { "android" });
-            row.set("os_version", device.os_version);
-            row.set("device_family", device.family);
-            row.set("device_type", device.model);
-            row.set("device_model", device.model);
-            row.set(
-                "device_manufacturer",
-                if rng.random_bool(0.2) {
-                    Value::Null
-                } else {
-                    json!(device.manufacturer)
-                },
-            );
-            row.set("device_brand", device.manufacturer);
-            row.set("device_carrier", device.carrier);
-            row.set("version_name", device.app_version);
-            row.set("start_version", device.start_version);
-        }
+        Source::Web | Source::Segment => set_browser_fields(rng, row, device),
+        Source::Ios | Source::Android => set_mobile_fields(rng, row, device),
         Source::HttpApi => {
             row.set("platform", Value::Null);
             row.set("library", "http/2.0");
@@ -240,8 +267,88 @@ pub fn next_row(
             row.set("os_version", Value::Null);
         }
     }
+}
 
-    // Geography, as Amplitude resolved it.
+/// A browser's fields, from Amplitude's web SDK or through Segment: `os_*` hold the browser.
+fn set_browser_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
+    row.set(
+        "platform",
+        if device.source == Source::Web {
+            json!("Web")
+        } else {
+            Value::Null
+        },
+    );
+    row.set(
+        "library",
+        if device.source == Source::Web {
+            json!(pick(
+                rng,
+                &[
+                    "amplitude-ts/2.11.0",
+                    "amplitude-js/8.21.9",
+                    "amplitude-ts/2.7.4"
+                ]
+            ))
+        } else {
+            json!("segment")
+        },
+    );
+    row.set("os_name", device.browser.0);
+    row.set(
+        "os_version",
+        if rng.random_bool(0.02) {
+            json!(126)
+        } else {
+            json!(device.browser.1)
+        },
+    );
+    row.set("device_family", device.family);
+    row.set(
+        "device_type",
+        if rng.random_bool(0.5) {
+            json!(device.family)
+        } else {
+            Value::Null
+        },
+    );
+    row.set("device_model", Value::Null);
+}
+
+/// An iOS or Android device's fields, with its app versions.
+fn set_mobile_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
+    let ios = device.source == Source::Ios;
+    row.set("platform", if ios { "iOS" } else { "Android" });
+    row.set(
+        "library",
+        if ios {
+            "amplitude-swift/1.4.0"
+        } else {
+            "amplitude-android/2.9.2"
+        },
+    );
+    row.set("os_name", if ios { "ios" } else { "android" });
+    row.set("os_version", device.os_version);
+    row.set("device_family", device.family);
+    row.set("device_type", device.model);
+    row.set("device_model", device.model);
+    row.set(
+        "device_manufacturer",
+        if rng.random_bool(0.2) {
+            Value::Null
+        } else {
+            json!(device.manufacturer)
+        },
+    );
+    row.set("device_brand", device.manufacturer);
+    row.set("device_carrier", device.carrier);
+    row.set("version_name", device.app_version);
+    row.set("start_version", device.start_version);
+}
+
+/// Geography, as Amplitude resolved it, and the device's IP address.
+fn set_location(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
+    let place = &text::PLACES[device.place];
     row.set(
         "country",
         if rng.random_bool(0.05) {
@@ -269,6 +376,10 @@ pub fn next_row(
             json!(device.ip)
         },
     );
+}
+
+/// `paying` in any of the types exports hold it in, and `is_attribution_event`.
+fn set_paying(rng: &mut impl Rng, row: &mut RowObject) {
     row.set(
         "paying",
         match rng.random_range(0..20) {
@@ -282,54 +393,71 @@ pub fn next_row(
         },
     );
     row.set("is_attribution_event", false);
+}
 
-    // Properties.
-    let groups = user
+/// `event_properties`, `user_properties`, `groups` and `group_properties`; the row's intent
+/// (a `$groupidentify` without groups is skipped).
+fn set_properties(
+    rng: &mut impl Rng,
+    row: &mut RowObject,
+    event: StepEvent,
+    user: Option<&User>,
+) -> Intent {
+    let company = user
         .and_then(|user| user.company)
         .map(|company| text::COMPANIES[company]);
-    if event_type == "$groupidentify" {
-        let (groups_value, group_properties, empty) = group_identify(rng, groups);
-        if empty {
-            intent = Intent::Skip(SkipReason::GroupidentifyWithoutGroups);
-        }
+    if event.event_type == "$groupidentify" {
+        let (groups_value, group_properties, empty) = group_identify(rng, company);
         row.set("groups", groups_value);
         row.set("group_properties", group_properties);
         row.set("event_properties", json!({}));
         row.set("user_properties", json!({}));
-    } else {
-        row.set(
-            "event_properties",
-            if rng.random_bool(0.003) {
-                json!("x")
-            } else {
-                event_properties
-            },
-        );
-        row.set(
-            "user_properties",
-            user_properties(
-                rng,
-                user.map(|user| (user.plan, user.utm_source, user.email.as_str())),
-                login,
-            ),
-        );
-        match groups {
-            Some(company) if rng.random_bool(0.1) => {
-                row.set("groups", json!({ "company": company }))
-            }
-            Some(company) => {
-                row.set("groups", json!({ "company": [company] }));
-                row.set(
-                    "group_properties",
-                    json!({ "company": { company: { "plan": "enterprise", "seats": 40 } } }),
-                );
-            }
-            None => {
-                row.set("groups", json!({}));
-                row.set("group_properties", json!({}));
-            }
+        if empty {
+            return Intent::Skip(SkipReason::GroupidentifyWithoutGroups);
+        }
+        return event.intent;
+    }
+    row.set(
+        "event_properties",
+        if rng.random_bool(0.003) {
+            json!("x")
+        } else {
+            event.properties
+        },
+    );
+    row.set(
+        "user_properties",
+        user_properties(
+            rng,
+            user.map(|user| (user.plan, user.utm_source, user.email.as_str())),
+            event.login,
+        ),
+    );
+    set_user_groups(rng, row, company);
+    event.intent
+}
+
+/// An ordinary event's `groups` and `group_properties`: the user's company, if any.
+fn set_user_groups(rng: &mut impl Rng, row: &mut RowObject, company: Option<&str>) {
+    match company {
+        Some(company) if rng.random_bool(0.1) => row.set("groups", json!({ "company": company })),
+        Some(company) => {
+            row.set("groups", json!({ "company": [company] }));
+            row.set(
+                "group_properties",
+                json!({ "company": { company: { "plan": "enterprise", "seats": 40 } } }),
+            );
+        }
+        None => {
+            row.set("groups", json!({}));
+            row.set("group_properties", json!({}));
         }
     }
+}
+
+/// The fields every row has in the same form: `data` (which records a login), `data_type`,
+/// and the attribution and plan fields exports carry empty.
+fn set_fixed_fields(row: &mut RowObject, login: bool) {
     row.set("data", json!({"path": "/2/httpapi", "user_properties_updated": login, "group_first_event": {}, "group_ids": {}}));
     row.set("data_type", "event");
     row.set("sample_rate", Value::Null);
@@ -338,16 +466,14 @@ pub fn next_row(
     row.set("amplitude_attribution_ids", Value::Null);
     row.set("plan", json!({}));
     row.set("partner_id", Value::Null);
+}
 
+/// One row in ten reversed, one in ten rotated: exporters write keys in more than one order.
+fn vary_field_order(rng: &mut impl Rng, row: &mut RowObject) {
     match rng.random_range(0..10) {
         0 => row.reverse(),
         1 => row.rotate(rng.random_range(1..40)),
         _ => {}
-    }
-    GeneratedRow {
-        line: row.to_line(),
-        upload_time,
-        intent,
     }
 }
 
@@ -628,146 +754,174 @@ fn choose_event(
     counter: i64,
 ) -> (String, Value) {
     let mut props = serde_json::Map::new();
-    let name: String = match source {
-        Source::Web => match rng.random_range(0..100) {
-            0..=34 => {
-                props = page_properties(rng);
-                "[Amplitude] Page Viewed".into()
-            }
-            35..=54 => {
-                props = page_properties(rng);
-                element_properties(rng, &mut props);
-                "[Amplitude] Element Clicked".into()
-            }
-            55..=59 => {
-                element_properties(rng, &mut props);
-                "[Amplitude] Element Changed".into()
-            }
-            60..=62 => {
-                props.insert("[Amplitude] Form ID".into(), json!("signup-form"));
-                props.insert("[Amplitude] Form Destination".into(), json!("/api/signup"));
-                if rng.random_bool(0.3) {
-                    element_properties(rng, &mut props);
-                }
-                "[Amplitude] Form Submitted".into()
-            }
-            63 => {
-                element_properties(rng, &mut props);
-                "[Amplitude] Rage Click".into()
-            }
-            64 => {
-                element_properties(rng, &mut props);
-                "[Amplitude] Dead Click".into()
-            }
-            65..=66 => "[Amplitude] Form Started".into(),
-            67 => {
-                props.insert("[Amplitude] File Name".into(), json!("report-2024.pdf"));
-                "[Amplitude] File Downloaded".into()
-            }
-            68..=69 => {
-                props.insert(
-                    "[Amplitude] LCP".into(),
-                    json!({"value": rng.random_range(500.0..4000.0), "rating": "good"}),
-                );
-                "[Amplitude] Web Vitals".into()
-            }
-            70..=72 => {
-                revenue_properties(rng, &mut props);
-                "Purchase".into()
-            }
-            73..=77 => {
-                props.insert("query".into(), json!(pick(rng, text::SEARCH_TERMS)));
-                props.insert("results".into(), json!(rng.random_range(0..50)));
-                "Searched".into()
-            }
-            78..=82 => {
-                props.insert("product".into(), json!({"id": pick(rng, &["sku-1", "sku-2"]), "tags": ["new", "sale"], "price": 12.5}));
-                "Added To Cart".into()
-            }
-            83 => "Signed Up".into(),
-            84 => {
-                props.insert("$set".into(), json!({"sneaky": true}));
-                props.insert("token".into(), json!("phc_should_not_pass"));
-                props.insert("distinct_id".into(), json!("spoofed"));
-                props.insert("$session_id".into(), json!("spoofed"));
-                "Feature Used".into()
-            }
-            85..=86 => "$groupidentify".into(),
-            87 => "Übersicht geöffnet 📊".into(),
-            _ => {
-                props.insert(
-                    "feature".into(),
-                    json!(pick(rng, &["export", "dashboards", "alerts"])),
-                );
-                props.insert("duration_ms".into(), json!(rng.random_range(10..10_000)));
-                props.insert("ratio".into(), json!(0.25));
-                props.insert("flags".into(), json!([true, false, Value::Null]));
-                "Feature Used".into()
-            }
-        },
-        Source::Ios | Source::Android => match rng.random_range(0..100) {
-            _ if first_launch => "[Amplitude] Application Installed".into(),
-            0..=11 => "[Amplitude] Application Opened".into(),
-            12..=51 => {
-                props.insert(
-                    "[Amplitude] Screen Name".into(),
-                    json!(pick(rng, text::SCREENS)),
-                );
-                "[Amplitude] Screen Viewed".into()
-            }
-            52..=57 => "[Amplitude] Application Backgrounded".into(),
-            58 => {
-                props.insert("[Amplitude] Version".into(), json!("3.1.4"));
-                props.insert("[Amplitude] Previous Version".into(), json!("3.0.0"));
-                "[Amplitude] Application Updated".into()
-            }
-            59..=60 => {
-                props.insert("[Amplitude] Link URL".into(), json!("myapp://promo/spring"));
-                "[Amplitude] Deep Link Opened".into()
-            }
-            61..=64 => {
-                revenue_properties(rng, &mut props);
-                "revenue_amount".into()
-            }
-            65..=66 => "$groupidentify".into(),
-            _ => {
-                props.insert("screen".into(), json!(pick(rng, text::SCREENS)));
-                props.insert("items".into(), json!(rng.random_range(0..10)));
-                "Item Viewed".into()
-            }
-        },
-        Source::HttpApi => match rng.random_range(0..10) {
-            0..=3 => {
-                props.insert("Total Price".into(), json!(6396.0));
-                props.insert("Drop Id".into(), json!(counter % 7));
-                props.insert("Drop Type".into(), json!("Sale"));
-                "Property Drop Purchased".into()
-            }
-            4..=5 => {
-                revenue_properties(rng, &mut props);
-                "Invoice Paid".into()
-            }
-            6 => "$groupidentify".into(),
-            _ => {
-                props.insert("plan".into(), json!(pick(rng, text::PLANS)));
-                "Subscription Renewed".into()
-            }
-        },
-        Source::Segment => match rng.random_range(0..10) {
-            0..=3 => {
-                props = page_properties(rng);
-                "[Amplitude] Page Viewed".into()
-            }
-            4..=6 => {
-                props.insert("product_id".into(), json!("sku-2"));
-                props.insert("name".into(), json!("Pro plan"));
-                "Product Viewed".into()
-            }
-            _ => {
-                revenue_properties(rng, &mut props);
-                "Order Completed".into()
-            }
-        },
+    let name = match source {
+        Source::Web => web_event(rng, &mut props),
+        Source::Ios | Source::Android => mobile_event(rng, first_launch, &mut props),
+        Source::HttpApi => http_api_event(rng, counter, &mut props),
+        Source::Segment => segment_event(rng, &mut props),
     };
     (name, Value::Object(props))
+}
+
+/// A web SDK event: page views, autocapture, revenue, searches, features.
+fn web_event(rng: &mut impl Rng, props: &mut serde_json::Map<String, Value>) -> String {
+    match rng.random_range(0..100) {
+        0..=34 => {
+            *props = page_properties(rng);
+            "[Amplitude] Page Viewed".into()
+        }
+        35..=54 => {
+            *props = page_properties(rng);
+            element_properties(rng, props);
+            "[Amplitude] Element Clicked".into()
+        }
+        55..=59 => {
+            element_properties(rng, props);
+            "[Amplitude] Element Changed".into()
+        }
+        60..=62 => {
+            props.insert("[Amplitude] Form ID".into(), json!("signup-form"));
+            props.insert("[Amplitude] Form Destination".into(), json!("/api/signup"));
+            if rng.random_bool(0.3) {
+                element_properties(rng, props);
+            }
+            "[Amplitude] Form Submitted".into()
+        }
+        63 => {
+            element_properties(rng, props);
+            "[Amplitude] Rage Click".into()
+        }
+        64 => {
+            element_properties(rng, props);
+            "[Amplitude] Dead Click".into()
+        }
+        65..=66 => "[Amplitude] Form Started".into(),
+        67 => {
+            props.insert("[Amplitude] File Name".into(), json!("report-2024.pdf"));
+            "[Amplitude] File Downloaded".into()
+        }
+        68..=69 => {
+            props.insert(
+                "[Amplitude] LCP".into(),
+                json!({"value": rng.random_range(500.0..4000.0), "rating": "good"}),
+            );
+            "[Amplitude] Web Vitals".into()
+        }
+        70..=72 => {
+            revenue_properties(rng, props);
+            "Purchase".into()
+        }
+        73..=77 => {
+            props.insert("query".into(), json!(pick(rng, text::SEARCH_TERMS)));
+            props.insert("results".into(), json!(rng.random_range(0..50)));
+            "Searched".into()
+        }
+        78..=82 => {
+            props.insert("product".into(), json!({"id": pick(rng, &["sku-1", "sku-2"]), "tags": ["new", "sale"], "price": 12.5}));
+            "Added To Cart".into()
+        }
+        83 => "Signed Up".into(),
+        84 => {
+            props.insert("$set".into(), json!({"sneaky": true}));
+            props.insert("token".into(), json!("phc_should_not_pass"));
+            props.insert("distinct_id".into(), json!("spoofed"));
+            props.insert("$session_id".into(), json!("spoofed"));
+            "Feature Used".into()
+        }
+        85..=86 => "$groupidentify".into(),
+        87 => "Übersicht geöffnet 📊".into(),
+        _ => {
+            props.insert(
+                "feature".into(),
+                json!(pick(rng, &["export", "dashboards", "alerts"])),
+            );
+            props.insert("duration_ms".into(), json!(rng.random_range(10..10_000)));
+            props.insert("ratio".into(), json!(0.25));
+            props.insert("flags".into(), json!([true, false, Value::Null]));
+            "Feature Used".into()
+        }
+    }
+}
+
+/// An iOS or Android SDK event; the first on a device is its install.
+fn mobile_event(
+    rng: &mut impl Rng,
+    first_launch: bool,
+    props: &mut serde_json::Map<String, Value>,
+) -> String {
+    match rng.random_range(0..100) {
+        _ if first_launch => "[Amplitude] Application Installed".into(),
+        0..=11 => "[Amplitude] Application Opened".into(),
+        12..=51 => {
+            props.insert(
+                "[Amplitude] Screen Name".into(),
+                json!(pick(rng, text::SCREENS)),
+            );
+            "[Amplitude] Screen Viewed".into()
+        }
+        52..=57 => "[Amplitude] Application Backgrounded".into(),
+        58 => {
+            props.insert("[Amplitude] Version".into(), json!("3.1.4"));
+            props.insert("[Amplitude] Previous Version".into(), json!("3.0.0"));
+            "[Amplitude] Application Updated".into()
+        }
+        59..=60 => {
+            props.insert("[Amplitude] Link URL".into(), json!("myapp://promo/spring"));
+            "[Amplitude] Deep Link Opened".into()
+        }
+        61..=64 => {
+            revenue_properties(rng, props);
+            "revenue_amount".into()
+        }
+        65..=66 => "$groupidentify".into(),
+        _ => {
+            props.insert("screen".into(), json!(pick(rng, text::SCREENS)));
+            props.insert("items".into(), json!(rng.random_range(0..10)));
+            "Item Viewed".into()
+        }
+    }
+}
+
+/// An event sent through Amplitude's HTTP API by a backend.
+fn http_api_event(
+    rng: &mut impl Rng,
+    counter: i64,
+    props: &mut serde_json::Map<String, Value>,
+) -> String {
+    match rng.random_range(0..10) {
+        0..=3 => {
+            props.insert("Total Price".into(), json!(6396.0));
+            props.insert("Drop Id".into(), json!(counter % 7));
+            props.insert("Drop Type".into(), json!("Sale"));
+            "Property Drop Purchased".into()
+        }
+        4..=5 => {
+            revenue_properties(rng, props);
+            "Invoice Paid".into()
+        }
+        6 => "$groupidentify".into(),
+        _ => {
+            props.insert("plan".into(), json!(pick(rng, text::PLANS)));
+            "Subscription Renewed".into()
+        }
+    }
+}
+
+/// An event forwarded by Segment.
+fn segment_event(rng: &mut impl Rng, props: &mut serde_json::Map<String, Value>) -> String {
+    match rng.random_range(0..10) {
+        0..=3 => {
+            *props = page_properties(rng);
+            "[Amplitude] Page Viewed".into()
+        }
+        4..=6 => {
+            props.insert("product_id".into(), json!("sku-2"));
+            props.insert("name".into(), json!("Pro plan"));
+            "Product Viewed".into()
+        }
+        _ => {
+            revenue_properties(rng, props);
+            "Order Completed".into()
+        }
+    }
 }

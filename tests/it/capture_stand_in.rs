@@ -103,7 +103,7 @@ fn post_like_vector(client: &reqwest::blocking::Client, url: &str, body: &[u8]) 
 }
 
 fn mapped_events(rows: u64, seed: u64) -> Vec<String> {
-    crate::support::corpus::mapped_events(GeneratorConfig {
+    crate::helpers::corpus::mapped_events(GeneratorConfig {
         rows,
         seed,
         ..GeneratorConfig::default()

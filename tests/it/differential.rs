@@ -1,8 +1,8 @@
 //! VRL ≡ native ≡ WASM: the golden fixtures, 200 000 generated rows (several seeds, broken
 //! rows included) and arbitrary hostile JSON all map to the same bytes in every form.
 
-use crate::support::fixtures::load_all;
-use crate::support::forms::ThreeForms;
+use crate::helpers::fixtures::load_all;
+use crate::helpers::forms::ThreeForms;
 use amplitude_posthog::generator::{Generator, GeneratorConfig};
 use proptest::prelude::*;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::support::fixtures::{GoldenCase, load_all, load_file};
+use crate::helpers::fixtures::{GoldenCase, load_all, load_file};
 use amplitude_posthog::vrl_engine::VrlProgram;
 use amplitude_posthog::{RejectReason, SkipReason};
 
@@ -92,7 +92,7 @@ fn every_fixture_file_is_covered_by_a_test() {
     ]
     .into_iter()
     .collect();
-    for file in crate::support::fixtures::fixture_files() {
+    for file in crate::helpers::fixtures::fixture_files() {
         assert!(
             covered.contains(file.as_str()),
             "{file} has no test in golden_mapping.rs"

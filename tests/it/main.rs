@@ -17,6 +17,8 @@ mod export_memory;
 mod generator;
 /// The golden fixtures, one per rule of `docs/MAPPING.md`, through the VRL program.
 mod golden_mapping;
+/// Test helpers that need this package (fixtures, corpora, the three forms).
+mod helpers;
 /// The identity records (§3.1) the VRL program emits beside the events.
 mod identity_records;
 /// Size and depth limits, already-parsed input, the VRL program's copies of tables.
@@ -33,8 +35,6 @@ mod report_verify;
 mod repository;
 /// `amplitude-posthog resume`: Vector checkpoints of partially read gzip files.
 mod resume;
-/// Test helpers that need this package (fixtures, corpora, the three forms).
-mod support;
 /// `vector.toml` checked without Vector: inputs, programs, data-safety settings.
 mod vector_config;
 /// Real Vector killed mid-file (and `resume`), the sidecar killed mid-run: nothing lost.

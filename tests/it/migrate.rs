@@ -13,7 +13,7 @@ use amplitude_posthog::input::{LineReader, discover};
 use amplitude_posthog_test_support::posthog_capture::{Fault, PostHogCapture, StoredEvent};
 use serde_json::Value;
 
-use crate::support::vector::{expected_pairs, is_from_sidecar};
+use crate::helpers::vector::{expected_pairs, is_from_sidecar};
 
 pub(crate) const KEY: &str = "phc_migrate_test_key_0123456789";
 
@@ -645,7 +645,7 @@ fn a_zip_with_hostile_member_names_is_read_in_place_and_nothing_is_written_outsi
 
 /// `migrate --engine vector` as a user runs it, or `None` (one line said) without Vector.
 fn vector_command(setup: &Setup, host: &str) -> Option<Command> {
-    let vector = crate::support::vector::vector()?;
+    let vector = crate::helpers::vector::vector()?;
     let mut command = setup.command(host, &["--engine", "vector"]);
     command.env("VECTOR_BIN", vector);
     Some(command)

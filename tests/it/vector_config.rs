@@ -269,7 +269,7 @@ fn the_framed_body_is_the_batch_request_posthog_expects() {
     assert_eq!(string(&config, "secret.posthog.type"), "directory");
     // Vector substitutes the secret, then frames events as `[e1,e2,…]` between prefix and suffix.
     let prefix = prefix.replace("SECRET[posthog.api_key]", "phc_test");
-    let events = crate::support::corpus::mapped_events(GeneratorConfig {
+    let events = crate::helpers::corpus::mapped_events(GeneratorConfig {
         rows: 300,
         seed: 5,
         broken_share: 0.0,

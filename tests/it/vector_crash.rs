@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use amplitude_posthog_test_support::posthog_capture::PostHogCapture;
 
-use crate::support::vector::{
+use crate::helpers::vector::{
     KEY, Workspace, checkpoint_position, expected, expected_pairs, generated_rows, is_from_sidecar,
     start_sidecar, tail, unintended_drops, vector, wait_until,
 };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use amplitude_posthog_test_support::posthog_capture::{Fault, PostHogCapture};
 use amplitude_posthog_test_support::process::Process;
 
-use crate::support::vector::{
+use crate::helpers::vector::{
     KEY, Workspace, expected, generated_rows, start_sidecar, tail, unintended_drops, vector,
     wait_until,
 };

@@ -14,7 +14,7 @@ use std::time::Duration;
 use amplitude_posthog_test_support::posthog_capture::PostHogCapture;
 use serde_json::{Value, json};
 
-use crate::support::vector::{
+use crate::helpers::vector::{
     KEY, Workspace, expected, generated_rows, is_from_sidecar, root, start_sidecar, tail,
     unintended_drops, vector, wait_until,
 };

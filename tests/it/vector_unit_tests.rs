@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::support::fixtures::{GoldenCase, load_all};
-use crate::support::vector_tests::{Kind, TOPOLOGY, vector_test};
+use crate::helpers::fixtures::{GoldenCase, load_all};
+use crate::helpers::vector_tests::{Kind, TOPOLOGY, vector_test};
 use amplitude_posthog::vrl_engine::VrlProgram;
 use vrl::compiler::runtime::Runtime;
 use vrl::compiler::{TargetValue, TimeZone};
