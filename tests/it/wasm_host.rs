@@ -127,16 +127,21 @@ fn a_module_with_imports_is_refused() {
     );
 }
 
-#[test]
-fn a_module_of_another_abi_version_is_refused() {
-    let source = MISBEHAVING.replace(
+/// Why the misbehaving module, with `version` for its ABI version, is refused.
+fn refused_at_version(version: &str, source: &str) -> WasmLoadError {
+    let source = source.replace(
         "(func (export \"abi_version\") (result i32) (i32.const 2))",
-        "(func (export \"abi_version\") (result i32) (i32.const 3))",
+        &format!("(func (export \"abi_version\") (result i32) (i32.const {version}))"),
     );
     let bytes = wat::parse_str(&source).expect("WAT");
-    let error = WasmModule::from_bytes(&bytes, WasmLimits::default())
+    WasmModule::from_bytes(&bytes, WasmLimits::default())
         .err()
-        .expect("refused");
+        .expect("refused")
+}
+
+#[test]
+fn a_module_of_another_abi_version_is_refused() {
+    let error = refused_at_version("3", MISBEHAVING);
     assert!(
         matches!(
             error,
@@ -151,16 +156,8 @@ fn a_module_of_another_abi_version_is_refused() {
 
 #[test]
 fn a_module_of_abi_version_1_without_transform_full_is_refused_for_its_version() {
-    let source = MISBEHAVING
-        .replace(
-            "(func (export \"abi_version\") (result i32) (i32.const 2))",
-            "(func (export \"abi_version\") (result i32) (i32.const 1))",
-        )
-        .replace("(export \"transform_full\" (func $transform))", "");
-    let bytes = wat::parse_str(&source).expect("WAT");
-    let error = WasmModule::from_bytes(&bytes, WasmLimits::default())
-        .err()
-        .expect("refused");
+    let version_1 = MISBEHAVING.replace("(export \"transform_full\" (func $transform))", "");
+    let error = refused_at_version("1", &version_1);
     assert!(
         matches!(
             error,
