@@ -1,5 +1,7 @@
 //! The forms of the mapping behind one interface, so every command can run any of them.
 
+use amplitude_posthog_transform::MappedRow;
+
 use crate::outcome::MappingOutcome;
 use crate::vrl_engine::{VrlCompileError, VrlProgram};
 use crate::wasm_engine::{WasmLoadError, WasmModule};
@@ -15,20 +17,12 @@ pub enum EngineKind {
     Wasm,
 }
 
-/// A row's outcome and its identity records (docs/MAPPING.md §3.1) as JSON texts in the
-/// identity sidecar's record format. A refused row has none.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MappedLine {
-    pub outcome: MappingOutcome,
-    pub identities: Vec<String>,
-}
-
 /// Maps rows one at a time; each worker thread owns one.
 pub trait RowMapper: Send {
     fn map_line(&mut self, line: &[u8]) -> MappingOutcome;
 
-    /// The outcome and the row's identity records.
-    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine;
+    /// The outcome, the row's identity records (docs/MAPPING.md §3.1) and its day.
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedRow;
 }
 
 impl RowMapper for crate::wasm_engine::WasmMapper {
@@ -36,17 +30,8 @@ impl RowMapper for crate::wasm_engine::WasmMapper {
         crate::wasm_engine::WasmMapper::map_line(self, line)
     }
 
-    /// The module's ABI maps events only; the identity records come from the native rule.
-    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
-        let outcome = self.map_line(line);
-        let identities = match outcome {
-            MappingOutcome::Rejected(_) => Vec::new(),
-            _ => native_identities(line),
-        };
-        MappedLine {
-            outcome,
-            identities,
-        }
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedRow {
+        crate::wasm_engine::WasmMapper::map_line_with_identities(self, line)
     }
 }
 
@@ -55,7 +40,7 @@ impl RowMapper for crate::vrl_engine::VrlMapper {
         crate::vrl_engine::VrlMapper::map_line(self, line)
     }
 
-    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedRow {
         crate::vrl_engine::VrlMapper::map_line_with_identities(self, line)
     }
 }
@@ -68,25 +53,9 @@ impl RowMapper for NativeMapper {
         amplitude_posthog_transform::map_line(line)
     }
 
-    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
-        let mapped = amplitude_posthog_transform::map_line_with_identities(line);
-        MappedLine {
-            outcome: mapped.outcome,
-            identities: mapped
-                .identities
-                .iter()
-                .map(|record| record.to_json())
-                .collect(),
-        }
+    fn map_line_with_identities(&mut self, line: &[u8]) -> MappedRow {
+        amplitude_posthog_transform::map_line_with_identities(line)
     }
-}
-
-fn native_identities(line: &[u8]) -> Vec<String> {
-    amplitude_posthog_transform::map_line_with_identities(line)
-        .identities
-        .iter()
-        .map(|record| record.to_json())
-        .collect()
 }
 
 /// A prepared engine (program compiled, module loaded) that hands out per-thread mappers.

@@ -11,14 +11,17 @@ use vrl::compiler::{CompileConfig, Program, TargetValue, TimeZone, TypeState};
 use vrl::diagnostic::{Formatter, Note};
 use vrl::value::{KeyString, ObjectMap, Secrets, Value};
 
-use crate::engine::MappedLine;
+use amplitude_posthog_transform::{IdentityRecord, MappedRow, utc_day};
+
 use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
 
 /// The mapping program shipped with the product.
 pub const MAPPING_PROGRAM: &str = include_str!("../vrl/amplitude_to_posthog.vrl");
 
-/// Metadata field (`%amplitude_posthog.skipped`) in which the program names a skip's reason.
-const SKIP_METADATA: (&str, &str) = ("amplitude_posthog", "skipped");
+/// The metadata object (`%amplitude_posthog`) in which the program tells its host what `.`
+/// does not carry: why a row was skipped (`skipped`) and the row's time (`timestamp`, §4,
+/// set as soon as it is read, so a refused row has it too).
+const METADATA: &str = "amplitude_posthog";
 
 /// The field that sets an identity record (§3.1) apart from a PostHog event in the output.
 pub const IDENTITY_RECORD_KEY: &str = "kind";
@@ -103,8 +106,8 @@ impl VrlMapper {
         self.map_line_with_identities(line).outcome
     }
 
-    /// Maps one raw input line; the outcome and the row's identity records (§3.1).
-    pub fn map_line_with_identities(&mut self, line: &[u8]) -> MappedLine {
+    /// Maps one raw input line: the outcome, the row's identity records (§3.1), its day.
+    pub fn map_line_with_identities(&mut self, line: &[u8]) -> MappedRow {
         let mut event = ObjectMap::new();
         event.insert(
             KeyString::from("message"),
@@ -114,7 +117,7 @@ impl VrlMapper {
     }
 
     /// Runs the program on an arbitrary event, as Vector's remap transform would.
-    pub fn map_value(&mut self, event: Value) -> MappedLine {
+    pub fn map_value(&mut self, event: Value) -> MappedRow {
         let mut target = TargetValue {
             value: event,
             metadata: Value::Object(ObjectMap::new()),
@@ -124,13 +127,17 @@ impl VrlMapper {
             .runtime
             .resolve(&mut target, &self.program, &self.timezone);
         self.runtime.clear();
-        match resolved {
-            Ok(_) => outcome_from_target(target),
-            Err(Terminate::Error(error) | Terminate::Abort(error)) => MappedLine {
-                outcome: MappingOutcome::Rejected(RejectReason::parse(&dropped_message(&error))),
-                identities: Vec::new(),
-            },
-        }
+        // The metadata the program set stays when it fails: a refused row has its day too.
+        let day = our_metadata(&target.metadata, "timestamp")
+            .and_then(Value::as_str)
+            .and_then(|timestamp| utc_day(&timestamp).map(str::to_owned));
+        let mapped = match resolved {
+            Ok(_) => mapped_from_target(target),
+            Err(Terminate::Error(error) | Terminate::Abort(error)) => {
+                MappedRow::refused(RejectReason::parse(&dropped_message(&error)))
+            }
+        };
+        MappedRow { day, ..mapped }
     }
 }
 
@@ -149,12 +156,15 @@ pub fn dropped_message(error: &vrl::compiler::ExpressionError) -> String {
         .unwrap_or_else(|| error.to_string())
 }
 
-/// What the program left: PostHog events, then identity records (objects with a `kind`).
-fn outcome_from_target(target: TargetValue) -> MappedLine {
-    let unexpected = |reason: String| MappedLine {
-        outcome: MappingOutcome::Rejected(RejectReason::Unexpected(reason)),
-        identities: Vec::new(),
-    };
+/// `%amplitude_posthog.<field>`, when the program set it.
+fn our_metadata<'a>(metadata: &'a Value, field: &str) -> Option<&'a Value> {
+    metadata.as_object()?.get(METADATA)?.as_object()?.get(field)
+}
+
+/// What the program left: PostHog events, then identity records (objects with a `kind`),
+/// taken as typed records straight from the program's values. The day is the caller's.
+fn mapped_from_target(target: TargetValue) -> MappedRow {
+    let unexpected = |reason: String| MappedRow::refused(RejectReason::Unexpected(reason));
     let Value::Array(outputs) = target.value else {
         return unexpected(format!(
             "program left a {} instead of an array of events",
@@ -163,39 +173,48 @@ fn outcome_from_target(target: TargetValue) -> MappedLine {
     };
     let (mut events, mut identities) = (Vec::new(), Vec::new());
     for output in &outputs {
-        let json = match serde_json::to_string(output) {
-            Ok(json) => json,
-            Err(error) => return unexpected(format!("output could not be serialised: {error}")),
-        };
         let is_record = output
             .as_object()
             .is_some_and(|fields| fields.contains_key(IDENTITY_RECORD_KEY));
         if is_record {
-            identities.push(json);
-        } else {
-            events.push(json);
+            match identity_record(output) {
+                Ok(record) => identities.push(record),
+                Err(error) => {
+                    return unexpected(format!(
+                        "program emitted an identity record that is not one: {error}"
+                    ));
+                }
+            }
+            continue;
+        }
+        match serde_json::to_string(output) {
+            Ok(json) => events.push(json),
+            Err(error) => return unexpected(format!("output could not be serialised: {error}")),
         }
     }
-    if !events.is_empty() {
-        return MappedLine {
-            outcome: MappingOutcome::Events(events),
-            identities,
-        };
+    let outcome = if events.is_empty() {
+        let reason = our_metadata(&target.metadata, "skipped")
+            .and_then(|value| value.as_str().map(|text| text.into_owned()));
+        match reason.as_deref().and_then(SkipReason::parse) {
+            Some(reason) => MappingOutcome::Skipped(reason),
+            None => {
+                return unexpected(format!(
+                    "program emitted no event without a skip reason (metadata: {reason:?})"
+                ));
+            }
+        }
+    } else {
+        MappingOutcome::Events(events)
+    };
+    MappedRow {
+        outcome,
+        identities,
+        day: None,
     }
-    let reason = target
-        .metadata
-        .as_object()
-        .and_then(|metadata| metadata.get(SKIP_METADATA.0))
-        .and_then(|ours| ours.as_object())
-        .and_then(|ours| ours.get(SKIP_METADATA.1))
-        .and_then(|value| value.as_str().map(|text| text.into_owned()));
-    match reason.as_deref().and_then(SkipReason::parse) {
-        Some(reason) => MappedLine {
-            outcome: MappingOutcome::Skipped(reason),
-            identities,
-        },
-        None => unexpected(format!(
-            "program emitted no event without a skip reason (metadata: {reason:?})"
-        )),
-    }
+}
+
+/// An identity record of the program's output as the typed record, value to value (the
+/// VRL value through serde's data model, no JSON text).
+fn identity_record(output: &Value) -> Result<IdentityRecord, serde_json::Error> {
+    serde_json::from_value(serde_json::to_value(output)?)
 }

@@ -9,7 +9,7 @@ use wasmtime::{
     Config, Engine, Instance, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc,
 };
 
-use amplitude_posthog_transform::ABI_VERSION;
+use amplitude_posthog_transform::{ABI_VERSION, IdentityRecord, MappedRow};
 
 use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
 
@@ -82,14 +82,7 @@ impl WasmModule {
             module,
             limits,
         };
-        let mut instance = LiveInstance::new(&loaded).map_err(WasmLoadError::Instance)?;
-        let found = instance.abi_version().map_err(WasmLoadError::Instance)?;
-        if found != ABI_VERSION {
-            return Err(WasmLoadError::AbiVersion {
-                found,
-                expected: ABI_VERSION,
-            });
-        }
+        LiveInstance::new(&loaded)?;
         Ok(loaded)
     }
 
@@ -103,6 +96,15 @@ impl WasmModule {
     }
 }
 
+/// The ABI's two ways of mapping a row.
+#[derive(Debug, Clone, Copy)]
+enum Export {
+    /// `transform`: the outcome only.
+    Transform,
+    /// `transform_full`: the outcome, the identity records and the day.
+    TransformFull,
+}
+
 /// One instance and the exports the ABI defines.
 struct LiveInstance {
     store: Store<StoreLimits>,
@@ -110,12 +112,14 @@ struct LiveInstance {
     alloc: TypedFunc<u32, u32>,
     dealloc: TypedFunc<(u32, u32), ()>,
     transform: TypedFunc<(u32, u32), u64>,
-    abi_version: TypedFunc<(), u32>,
+    transform_full: TypedFunc<(u32, u32), u64>,
     fuel_per_row: u64,
 }
 
 impl LiveInstance {
-    fn new(module: &WasmModule) -> Result<Self, String> {
+    /// Instantiates the module and checks its ABI: version 1's exports, the version, then
+    /// the exports later versions added (so an older module is refused for its version).
+    fn new(module: &WasmModule) -> Result<Self, InstanceError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(module.limits.max_memory_bytes)
             .instances(1)
@@ -144,28 +148,31 @@ impl LiveInstance {
         let transform = function(&mut store, "transform")?
             .typed(&store)
             .map_err(|error| format!("`transform`: {error}"))?;
-        let abi_version = function(&mut store, "abi_version")?
+        let abi_version: TypedFunc<(), u32> = function(&mut store, "abi_version")?
             .typed(&store)
             .map_err(|error| format!("`abi_version`: {error}"))?;
+        let found = abi_version
+            .call(&mut store, ())
+            .map_err(|error| error.to_string())?;
+        if found != ABI_VERSION {
+            return Err(InstanceError::AbiVersion(found));
+        }
+        let transform_full = function(&mut store, "transform_full")?
+            .typed(&store)
+            .map_err(|error| format!("`transform_full`: {error}"))?;
         Ok(LiveInstance {
             store,
             memory,
             alloc,
             dealloc,
             transform,
-            abi_version,
+            transform_full,
             fuel_per_row: module.limits.fuel_per_row,
         })
     }
 
-    fn abi_version(&mut self) -> Result<u32, String> {
-        self.abi_version
-            .call(&mut self.store, ())
-            .map_err(|error| error.to_string())
-    }
-
-    /// Runs `transform` on one line and returns the result object's bytes.
-    fn transform(&mut self, line: &[u8]) -> Result<Vec<u8>, String> {
+    /// Runs `export` on one line and returns the result object's bytes.
+    fn call(&mut self, export: Export, line: &[u8]) -> Result<Vec<u8>, String> {
         self.store
             .set_fuel(self.fuel_per_row)
             .map_err(|error| error.to_string())?;
@@ -178,8 +185,11 @@ impl LiveInstance {
         self.memory
             .write(&mut self.store, input as usize, line)
             .map_err(|error| format!("writing the row: {error}"))?;
-        let packed = self
-            .transform
+        let function = match export {
+            Export::Transform => &self.transform,
+            Export::TransformFull => &self.transform_full,
+        };
+        let packed = function
             .call(&mut self.store, (input, length))
             .map_err(|error| error.to_string())?;
         let (output, output_length) = ((packed >> 32) as u32, packed as u32);
@@ -202,18 +212,29 @@ pub struct WasmMapper {
 }
 
 impl WasmMapper {
-    /// Maps one raw input line. A trap (out of fuel, out of memory, a bug in the module) makes
-    /// the row a reject with the trap's message, and the next row gets a fresh instance.
+    /// Maps one raw input line (`transform`). A trap (out of fuel, out of memory, a bug in
+    /// the module) makes the row a reject with the trap's message, and the next row gets a
+    /// fresh instance.
     pub fn map_line(&mut self, line: &[u8]) -> MappingOutcome {
+        self.map(Export::Transform, line).outcome
+    }
+
+    /// Maps one raw input line to its outcome, identity records and day (`transform_full`),
+    /// with the same handling of traps.
+    pub fn map_line_with_identities(&mut self, line: &[u8]) -> MappedRow {
+        self.map(Export::TransformFull, line)
+    }
+
+    fn map(&mut self, export: Export, line: &[u8]) -> MappedRow {
         let result = self
             .live_instance()
-            .and_then(|instance| instance.transform(line))
+            .and_then(|instance| instance.call(export, line))
             .and_then(|bytes| parse_result(&bytes));
         result.unwrap_or_else(|error| {
             if self.instance.take().is_some() {
                 self.discarded += 1;
             }
-            MappingOutcome::Rejected(RejectReason::Unexpected(format!(
+            MappedRow::refused(RejectReason::Unexpected(format!(
                 "the WebAssembly module failed on this row: {error}"
             )))
         })
@@ -227,34 +248,90 @@ impl WasmMapper {
     fn live_instance(&mut self) -> Result<&mut LiveInstance, String> {
         match &mut self.instance {
             Some(instance) => Ok(instance),
-            empty => Ok(empty.insert(LiveInstance::new(&self.module)?)),
+            empty => {
+                Ok(empty.insert(LiveInstance::new(&self.module).map_err(InstanceError::reason)?))
+            }
         }
     }
 }
 
-/// `{"events":[…]}`, `{"skipped":"…"}` or `{"rejected":"…"}`, events kept as their exact bytes.
-fn parse_result(bytes: &[u8]) -> Result<MappingOutcome, String> {
+/// Why an instance cannot be used: it failed, or its module implements another ABI.
+enum InstanceError {
+    Failed(String),
+    AbiVersion(u32),
+}
+
+impl InstanceError {
+    fn reason(self) -> String {
+        match self {
+            InstanceError::Failed(reason) => reason,
+            InstanceError::AbiVersion(found) => {
+                format!("the module implements ABI version {found}")
+            }
+        }
+    }
+}
+
+impl From<InstanceError> for WasmLoadError {
+    fn from(error: InstanceError) -> Self {
+        match error {
+            InstanceError::Failed(reason) => WasmLoadError::Instance(reason),
+            InstanceError::AbiVersion(found) => WasmLoadError::AbiVersion {
+                found,
+                expected: ABI_VERSION,
+            },
+        }
+    }
+}
+
+impl From<String> for InstanceError {
+    fn from(reason: String) -> Self {
+        InstanceError::Failed(reason)
+    }
+}
+
+impl From<&str> for InstanceError {
+    fn from(reason: &str) -> Self {
+        InstanceError::Failed(reason.to_owned())
+    }
+}
+
+/// A result object: `{"events":[…]}`, `{"skipped":"…"}` or `{"rejected":"…"}` (events kept
+/// as their exact bytes), with `"identities":[…]` and `"day"` from `transform_full`.
+fn parse_result(bytes: &[u8]) -> Result<MappedRow, String> {
     #[derive(Deserialize)]
     struct ResultObject<'a> {
         #[serde(borrow)]
         events: Option<Vec<&'a RawValue>>,
         skipped: Option<String>,
         rejected: Option<String>,
+        #[serde(default)]
+        identities: Vec<IdentityRecord>,
+        day: Option<String>,
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "the result is not UTF-8".to_owned())?;
     let result: ResultObject = serde_json::from_str(text)
         .map_err(|error| format!("the result is not a result object: {error}"))?;
-    match (result.events, result.skipped, result.rejected) {
-        (Some(events), None, None) => Ok(MappingOutcome::Events(
+    let outcome = match (result.events, result.skipped, result.rejected) {
+        (Some(events), None, None) => MappingOutcome::Events(
             events
                 .into_iter()
                 .map(|event| event.get().to_owned())
                 .collect(),
-        )),
+        ),
         (None, Some(reason), None) => SkipReason::parse(&reason)
             .map(MappingOutcome::Skipped)
-            .ok_or(format!("unknown skip reason {reason:?}")),
-        (None, None, Some(reason)) => Ok(MappingOutcome::Rejected(RejectReason::parse(&reason))),
-        _ => Err("the result object must hold exactly one of events, skipped, rejected".to_owned()),
-    }
+            .ok_or(format!("unknown skip reason {reason:?}"))?,
+        (None, None, Some(reason)) => MappingOutcome::Rejected(RejectReason::parse(&reason)),
+        _ => {
+            return Err(
+                "the result object must hold exactly one of events, skipped, rejected".to_owned(),
+            );
+        }
+    };
+    Ok(MappedRow {
+        outcome,
+        identities: result.identities,
+        day: result.day,
+    })
 }

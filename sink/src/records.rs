@@ -5,6 +5,7 @@
 //! - `{"kind":"identity","user_id":"…","device_id":"…","timestamp":"2024-07-06T12:34:56.789Z"}`
 //! - `{"kind":"groups","groups":{"company":"acme"},"group_properties":{"company":{"acme":{…}}},"timestamp":"…"}`
 
+use amplitude_posthog_transform::IdentityRecord;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -102,18 +103,7 @@ pub fn parse_batch(body: &[u8]) -> Result<RecordBatch, RecordError> {
                 timestamp,
             } => {
                 check_timestamp(index, &timestamp)?;
-                let usable =
-                    |id: &str| amplitude_posthog_transform::usable_id(id).map(str::to_owned);
-                match (usable(&user_id), usable(&device_id)) {
-                    (Some(user_id), Some(device_id)) if user_id != device_id => {
-                        batch.pairs.push(IdentityPair {
-                            user_id,
-                            device_id,
-                            timestamp,
-                        })
-                    }
-                    _ => batch.ignored += 1,
-                }
+                batch.add_pair(&user_id, &device_id, timestamp);
             }
             Record::Groups {
                 groups,
@@ -132,23 +122,79 @@ pub fn parse_batch(body: &[u8]) -> Result<RecordBatch, RecordError> {
                             reason: format!("group {group_type:?} needs a non-empty string key"),
                         });
                     };
-                    let properties = group_properties
-                        .get(&group_type)
-                        .and_then(|by_key| by_key.get(&group_key))
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    batch.groups.push(GroupSnapshot {
-                        group_type,
-                        group_key,
-                        properties,
-                        timestamp: timestamp.clone(),
-                    });
+                    batch.add_group(group_type, group_key, &group_properties, &timestamp);
                 }
             }
         }
     }
     Ok(batch)
+}
+
+impl RecordBatch {
+    /// The batch of records the mapping produced in this process, taken as they are (no JSON
+    /// between the mapping and the store), under the rules [`parse_batch`] applies.
+    pub fn from_records(records: Vec<IdentityRecord>) -> RecordBatch {
+        let mut batch = RecordBatch {
+            records: records.len() as u64,
+            ..RecordBatch::default()
+        };
+        for record in records {
+            match record {
+                IdentityRecord::Pair {
+                    user_id,
+                    device_id,
+                    timestamp,
+                } => batch.add_pair(&user_id, &device_id, timestamp),
+                IdentityRecord::Groups {
+                    groups,
+                    group_properties,
+                    timestamp,
+                } => {
+                    for (group_type, group_key) in groups {
+                        batch.add_group(group_type, group_key, &group_properties, &timestamp);
+                    }
+                }
+            }
+        }
+        batch
+    }
+
+    /// A device → user link when both ids are usable and differ; else an ignored record.
+    fn add_pair(&mut self, user_id: &str, device_id: &str, timestamp: String) {
+        let usable = |id: &str| amplitude_posthog_transform::usable_id(id).map(str::to_owned);
+        match (usable(user_id), usable(device_id)) {
+            (Some(user_id), Some(device_id)) if user_id != device_id => {
+                self.pairs.push(IdentityPair {
+                    user_id,
+                    device_id,
+                    timestamp,
+                })
+            }
+            _ => self.ignored += 1,
+        }
+    }
+
+    /// One group's snapshot: its property set when the record has one, else `{}`.
+    fn add_group(
+        &mut self,
+        group_type: String,
+        group_key: String,
+        group_properties: &Map<String, Value>,
+        timestamp: &str,
+    ) {
+        let properties = group_properties
+            .get(&group_type)
+            .and_then(|by_key| by_key.get(&group_key))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        self.groups.push(GroupSnapshot {
+            group_type,
+            group_key,
+            properties,
+            timestamp: timestamp.to_owned(),
+        });
+    }
 }
 
 /// The mapping's timestamp form: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -194,6 +240,20 @@ mod tests {
         assert!(
             error.reason.contains("user_id") || error.reason.contains("string"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_mappings_own_records_make_the_batch_their_json_makes() {
+        let row = br#"{"event_type":"e","user_id":"u1","device_id":"d1","event_time":"2024-07-06 12:34:56.789","groups":{"company":"acme","team":["t1"]},"group_properties":{"company":{"acme":{"plan":"pro"}}}}"#;
+        let records = amplitude_posthog_transform::map_line_with_identities(row).identities;
+        let json: Vec<String> = records.iter().map(IdentityRecord::to_json).collect();
+        let parsed = parse_batch(format!("[{}]", json.join(",")).as_bytes()).expect("parsed");
+        let typed = RecordBatch::from_records(records);
+        assert_eq!(typed, parsed);
+        assert_eq!(
+            (typed.records, typed.pairs.len(), typed.groups.len()),
+            (2, 1, 2)
         );
     }
 

@@ -19,6 +19,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, s
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use amplitude_posthog_transform::MappedRow;
+use posthog_alias_sink::records::RecordBatch;
 use posthog_alias_sink::store::Store;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -30,7 +32,7 @@ use super::tracker::{FileId, Tracker};
 use super::{DEAD_LETTERS_FILE, MigrateError, MigrateOptions, Stop};
 use crate::counts::{DayCounts, Metric, UNKNOWN_DAY, outcome_counts};
 use crate::dead_letter::DeadLetter;
-use crate::engine::{Engine, MappedLine};
+use crate::engine::Engine;
 use crate::input::{InputSource, LineReader};
 use crate::outcome::MappingOutcome;
 use posthog_client::refusals::{Refusals, Verdict};
@@ -101,7 +103,7 @@ impl Chunk {
 
 struct MappedChunk {
     chunk: Chunk,
-    mapped: Vec<MappedLine>,
+    mapped: Vec<MappedRow>,
 }
 
 /// What the committer must write with a chunk once it is done.
@@ -280,12 +282,9 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
                     .iter()
                     .map(|(number, line)| match chunk.cut(*number) {
                         // Too long to hold: refused without being mapped.
-                        Some(_) => MappedLine {
-                            outcome: MappingOutcome::Rejected(
-                                amplitude_posthog_transform::RejectReason::EventTooLarge,
-                            ),
-                            identities: Vec::new(),
-                        },
+                        Some(_) => MappedRow::refused(
+                            amplitude_posthog_transform::RejectReason::EventTooLarge,
+                        ),
                         None => mapper.map_line_with_identities(line),
                     })
                     .collect();
@@ -691,30 +690,6 @@ struct Assembled {
     examples: Vec<Example>,
 }
 
-/// The day (UTC) of a row: its events' day, else its own time's, else unknown.
-fn row_day(line: &[u8], mapped: &MappedLine) -> String {
-    if let MappingOutcome::Events(events) = &mapped.outcome
-        && let Some(day) = events.first().and_then(|event| event_day(event))
-    {
-        return day.to_owned();
-    }
-    amplitude_posthog_transform::AmplitudeRow::parse(line)
-        .ok()
-        .and_then(|row| amplitude_posthog_transform::event_timestamp(&row))
-        .map_or_else(
-            || UNKNOWN_DAY.to_owned(),
-            |timestamp| timestamp[..10].to_owned(),
-        )
-}
-
-/// The `YYYY-MM-DD` of an event's top-level `timestamp`. Keys are sorted, so it follows
-/// `properties` (whose own `timestamp` keys come earlier) and only `uuid` comes after it.
-fn event_day(event: &str) -> Option<&str> {
-    const KEY: &str = "\"timestamp\":\"";
-    let at = event.rfind(KEY)? + KEY.len();
-    event.get(at..at + 10)
-}
-
 /// Counts rows, feeds identities to the store, packs events into batches.
 fn assemble(
     from_mappers: Vec<Receiver<MappedChunk>>,
@@ -759,7 +734,7 @@ fn assemble(
         let mut identities = Vec::new();
         let mut events_of_chunk = Vec::new();
         for ((line, row), mapped) in chunk.lines.iter().zip(mapped) {
-            let day = row_day(row, &mapped);
+            let day = mapped.day.clone().unwrap_or_else(|| UNKNOWN_DAY.to_owned());
             for (metric, reason, value) in outcome_counts(&mapped.outcome) {
                 *pending
                     .counts
@@ -822,16 +797,10 @@ fn assemble(
         if let Some(store) = store.as_mut()
             && !identities.is_empty()
         {
-            let records = posthog_alias_sink::records::parse_batch(
-                format!("[{}]", identities.join(",")).as_bytes(),
-            )
-            .map_err(|error| MigrateError::Identities(error.to_string()));
             // A store that stopped recording ends the assembly: nothing more may be sent.
-            records.and_then(|records| {
-                store
-                    .ingest(&records)
-                    .map_err(|error| MigrateError::Identities(error.to_string()))
-            })?;
+            store
+                .ingest(&RecordBatch::from_records(identities))
+                .map_err(|error| MigrateError::Identities(error.to_string()))?;
         }
         let registered = commit.send(Commit::Register {
             file: chunk.file,
@@ -1162,12 +1131,6 @@ fn write_dead_letters(state: &State, dir: &Path) -> Result<(), MigrateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_day_of_an_event_is_its_top_level_timestamp() {
-        let event = r#"{"distinct_id":"u","event":"e","properties":{"timestamp":"1999-01-01T00:00:00.000Z"},"timestamp":"2024-07-06T12:34:56.789Z","uuid":"x"}"#;
-        assert_eq!(event_day(event), Some("2024-07-06"));
-    }
 
     #[test]
     fn delivered_is_produced_minus_dead_lettered_per_day() {

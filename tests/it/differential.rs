@@ -1,5 +1,6 @@
 //! VRL ≡ native ≡ WASM: the golden fixtures, 200 000 generated rows (several seeds, broken
-//! rows included) and arbitrary hostile JSON all map to the same bytes in every form.
+//! rows included) and arbitrary hostile JSON all map to the same bytes, the same identity
+//! records and the same day in every form (`support::forms`).
 
 use crate::helpers::fixtures::load_all;
 use crate::helpers::forms::ThreeForms;

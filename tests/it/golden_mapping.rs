@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::helpers::fixtures::{GoldenCase, load_all, load_file};
 use amplitude_posthog::vrl_engine::VrlProgram;
 use amplitude_posthog::{RejectReason, SkipReason};
+use amplitude_posthog_transform::IdentityRecord;
 
 fn check_with_vrl(cases: &[GoldenCase]) {
     let program = VrlProgram::mapping().unwrap_or_else(|error| panic!("{error}"));
@@ -20,12 +21,17 @@ fn check_with_vrl(cases: &[GoldenCase]) {
                 case.file, case.name, case.expected, got
             ));
         }
+        let identities: Vec<String> = mapped
+            .identities
+            .iter()
+            .map(IdentityRecord::to_json)
+            .collect();
         if let Some(expected) = &case.identities
-            && &mapped.identities != expected
+            && &identities != expected
         {
             failures.push(format!(
-                "{}::{} identity records\n  expected {expected:?}\n  got      {:?}",
-                case.file, case.name, mapped.identities
+                "{}::{} identity records\n  expected {expected:?}\n  got      {identities:?}",
+                case.file, case.name
             ));
         }
     }

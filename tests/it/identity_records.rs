@@ -33,7 +33,7 @@ fn identity_records_follow_the_rule_on_generated_rows() {
         let records: Vec<Value> = mapped
             .identities
             .iter()
-            .map(|record| serde_json::from_str(record).expect("a JSON record"))
+            .map(|record| serde_json::from_str(&record.to_json()).expect("a JSON record"))
             .collect();
         let shown = || {
             String::from_utf8_lossy(&row.line)

@@ -3,11 +3,13 @@
 
 use amplitude_posthog::wasm_engine::{EMBEDDED_MODULE, WasmLimits, WasmLoadError, WasmModule};
 use amplitude_posthog::{MappingOutcome, RejectReason, SkipReason};
+use amplitude_posthog_transform::IdentityRecord;
 
 const ROW: &[u8] = br#"{"event_type":"Signed Up","user_id":"user-1","event_time":"2024-07-06 12:34:56.789000","uuid":"0b7a1c8e-3f5d-4c8e-9b1a-6d2f4e8c1a55"}"#;
 
-/// A module speaking the ABI whose `transform` misbehaves on demand: input starting with `L`
-/// loops forever, `M` grows memory without end, `T` traps; anything else answers a skip.
+/// A module speaking the ABI whose `transform` (and `transform_full`, the same function)
+/// misbehaves on demand: input starting with `L` loops forever, `M` grows memory without end,
+/// `T` traps; anything else answers a skip.
 const MISBEHAVING: &str = r#"
 (module
   (memory (export "memory") 1)
@@ -19,8 +21,9 @@ const MISBEHAVING: &str = r#"
     (global.set $next (i32.add (global.get $next) (local.get $len)))
     (local.get $at))
   (func (export "dealloc") (param i32 i32))
-  (func (export "abi_version") (result i32) (i32.const 1))
-  (func (export "transform") (param $ptr i32) (param $len i32) (result i64)
+  (func (export "abi_version") (result i32) (i32.const 2))
+  (export "transform_full" (func $transform))
+  (func $transform (export "transform") (param $ptr i32) (param $len i32) (result i64)
     (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 76))
       (then (loop $forever (br $forever))))
     (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 77))
@@ -124,26 +127,87 @@ fn a_module_with_imports_is_refused() {
     );
 }
 
-#[test]
-fn a_module_of_another_abi_version_is_refused() {
-    let source = MISBEHAVING.replace(
-        "(func (export \"abi_version\") (result i32) (i32.const 1))",
+/// Why the misbehaving module, with `version` for its ABI version, is refused.
+fn refused_at_version(version: &str, source: &str) -> WasmLoadError {
+    let source = source.replace(
         "(func (export \"abi_version\") (result i32) (i32.const 2))",
+        &format!("(func (export \"abi_version\") (result i32) (i32.const {version}))"),
     );
     let bytes = wat::parse_str(&source).expect("WAT");
-    let error = WasmModule::from_bytes(&bytes, WasmLimits::default())
+    WasmModule::from_bytes(&bytes, WasmLimits::default())
         .err()
-        .expect("refused");
+        .expect("refused")
+}
+
+#[test]
+fn a_module_of_another_abi_version_is_refused() {
+    let error = refused_at_version("3", MISBEHAVING);
     assert!(
         matches!(
             error,
             WasmLoadError::AbiVersion {
-                found: 2,
-                expected: 1
+                found: 3,
+                expected: 2
             }
         ),
         "{error}"
     );
+}
+
+#[test]
+fn a_module_of_abi_version_1_without_transform_full_is_refused_for_its_version() {
+    let version_1 = MISBEHAVING.replace("(export \"transform_full\" (func $transform))", "");
+    let error = refused_at_version("1", &version_1);
+    assert!(
+        matches!(
+            error,
+            WasmLoadError::AbiVersion {
+                found: 1,
+                expected: 2
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn transform_full_returns_the_rows_identity_records_and_day_as_the_native_crate_does() {
+    let mut mapper = WasmModule::embedded().expect("loads").mapper();
+    let row = br#"{"event_type":"session_start","user_id":"user-1","device_id":"d-1","event_time":"2024-07-06 23:59:59.999","groups":{"company":"acme"},"group_properties":{"company":{"acme":{"plan":"pro"}}}}"#;
+    let mapped = mapper.map_line_with_identities(row);
+    assert_eq!(
+        mapped.outcome,
+        MappingOutcome::Skipped(SkipReason::SessionMarker)
+    );
+    assert_eq!(mapped.day.as_deref(), Some("2024-07-06"));
+    let records: Vec<String> = mapped
+        .identities
+        .iter()
+        .map(IdentityRecord::to_json)
+        .collect();
+    assert_eq!(
+        records,
+        [
+            r#"{"device_id":"d-1","kind":"identity","timestamp":"2024-07-06T23:59:59.999Z","user_id":"user-1"}"#,
+            r#"{"group_properties":{"company":{"acme":{"plan":"pro"}}},"groups":{"company":"acme"},"kind":"groups","timestamp":"2024-07-06T23:59:59.999Z"}"#,
+        ]
+    );
+    assert_eq!(
+        mapped,
+        amplitude_posthog_transform::map_line_with_identities(row)
+    );
+    // A refused row: no records, and the day of its time when it has one.
+    let refused = mapper.map_line_with_identities(
+        br#"{"event_type":"e","user_id":"null","event_time":"2024-07-06 12:00:00"}"#,
+    );
+    assert_eq!(
+        refused.outcome,
+        MappingOutcome::Rejected(RejectReason::NoIdentity)
+    );
+    assert!(refused.identities.is_empty());
+    assert_eq!(refused.day.as_deref(), Some("2024-07-06"));
+    assert_eq!(mapper.map_line_with_identities(b"{").day, None);
+    assert_eq!(mapper.instances_discarded(), 0);
 }
 
 #[test]

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::groups::{group_set, posthog_groups};
@@ -20,18 +21,24 @@ use crate::identity::usable_id;
 use crate::nesting::limit_entries;
 use crate::row::{AmplitudeRow, Field};
 
-/// One record for the identity sidecar.
-#[derive(Debug, Clone, PartialEq)]
+/// One record for the identity sidecar. It deserialises from the record format
+/// [`IdentityRecord::to_json`] writes (the VRL program's output, the WebAssembly module's
+/// `transform_full` result).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
 pub enum IdentityRecord {
     /// A device → user link.
+    #[serde(rename = "identity")]
     Pair {
         user_id: String,
         device_id: String,
         timestamp: String,
     },
-    /// The row's groups and their property sets.
+    /// The row's groups (type → non-empty key) and their property sets (type → key → set).
+    #[serde(rename = "groups")]
     Groups {
         groups: BTreeMap<String, String>,
+        #[serde(default)]
         group_properties: Map<String, Value>,
         timestamp: String,
     },
@@ -145,6 +152,22 @@ mod tests {
         assert!(records(r#"{"user_id":"u1","device_id":"u1 "}"#).is_empty());
         assert!(records(r#"{"user_id":"null","device_id":"d1"}"#).is_empty());
         assert!(records(r#"{"user_id":"u1"}"#).is_empty());
+    }
+
+    #[test]
+    fn rule_3_1_records_read_back_from_their_json() {
+        let row = AmplitudeRow::parse(
+            br#"{"user_id":"u1","device_id":"d1","groups":{"company":"acme"},"group_properties":{"company":{"acme":{"plan":"pro","seats":3}}}}"#,
+        )
+        .expect("row");
+        let records = identity_records(&row, "2024-07-06T12:00:00.000Z");
+        assert_eq!(records.len(), 2);
+        for record in records {
+            let read: IdentityRecord = serde_json::from_str(&record.to_json()).expect("reads");
+            assert_eq!(read, record);
+        }
+        let unknown = r#"{"kind":"identity","user_id":"u","device_id":"d","timestamp":"2024-07-06T12:00:00.000Z","extra":1}"#;
+        assert!(serde_json::from_str::<IdentityRecord>(unknown).is_err());
     }
 
     #[test]

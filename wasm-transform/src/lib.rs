@@ -10,10 +10,11 @@
 //! the order in which the rules apply.
 //!
 //! The public API is small on purpose: [`map_line`] / [`map_row`] and their [`outcome`],
-//! [`map_line_with_identities`] (the outcome and the row's [`IdentityRecord`]s), and
-//! the few rules other components must apply exactly as the mapping does — [`usable_id`]
-//! (the identity sidecar keeps only ids the mapping would keep), [`uuid_v5`] (the contract's
-//! deterministic ids), [`event_timestamp`] and [`REFUSED_IDS`].
+//! [`map_line_with_identities`] (a [`MappedRow`]: the outcome, the row's
+//! [`IdentityRecord`]s and its day), and the few rules other components must apply exactly as
+//! the mapping does — [`usable_id`] (the identity sidecar keeps only ids the mapping would
+//! keep), [`uuid_v5`] (the contract's deterministic ids), [`event_timestamp`] and [`utc_day`]
+//! (a row's time and its day), and [`REFUSED_IDS`].
 
 mod autocapture;
 mod contract;
@@ -43,8 +44,9 @@ pub use identity_records::IdentityRecord;
 pub use mapping::{MappedRow, map_line, map_line_with_identities, map_row};
 pub use outcome::{MappingOutcome, RejectReason, SkipReason};
 pub use row::AmplitudeRow;
-pub use time::event_timestamp;
+pub use time::{event_timestamp, utc_day};
 pub use uuid::uuid_v5;
 
-/// Version of the WebAssembly ABI (`abi_version()` export); bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+/// Version of the WebAssembly ABI (`abi_version()` export); bumped on any change to the
+/// exports or their results. 2 added `transform_full` (README.md, "ABI").
+pub const ABI_VERSION: u32 = 2;

@@ -16,58 +16,103 @@ use crate::platform::add_platform_properties;
 use crate::properties::{add_row_properties, clean_custom_properties};
 use crate::row::{AmplitudeRow, Field, RowError};
 use crate::session::{is_real_session, posthog_session_id};
-use crate::time::event_timestamp;
+use crate::time::{event_timestamp, utc_day};
 use crate::uuid::{group_identify_uuid, row_uuid};
 
 /// Maps one input line (an Amplitude export row, without its newline).
 pub fn map_line(line: &[u8]) -> MappingOutcome {
     match AmplitudeRow::parse(line) {
         Ok(row) => map_row(row),
-        Err(error) => map_parse_error(error),
+        Err(error) => MappingOutcome::Rejected(parse_error_reason(error)),
     }
 }
 
-/// A row's outcome and what it tells the identity sidecar (§3.1).
+/// A row's outcome, what it tells the identity sidecar (§3.1) and the day it belongs to:
+/// everything the stages after the mapping need, worked out once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedRow {
     pub outcome: MappingOutcome,
     /// Empty for a refused row.
     pub identities: Vec<IdentityRecord>,
+    /// The UTC day (`YYYY-MM-DD`) of the row's time (§4), the very time its events and
+    /// identity records carry, whatever the outcome; `None` when no time could be read (a
+    /// line that is not a JSON object, a row without a valid time field).
+    pub day: Option<String>,
 }
 
-/// Maps one input line and derives its identity records, parsing the line once.
+impl MappedRow {
+    /// A row refused before any time could be read from it.
+    pub fn refused(reason: RejectReason) -> MappedRow {
+        MappedRow {
+            outcome: MappingOutcome::Rejected(reason),
+            identities: Vec::new(),
+            day: None,
+        }
+    }
+
+    /// The result object of the WebAssembly ABI's `transform_full` (see README.md): the
+    /// outcome's result object with the identity records (in the sidecar's record format)
+    /// and the day added, `{"events":[…],"identities":[…],"day":"2024-07-06"}`.
+    pub fn to_result_json(&self) -> String {
+        let mut out = self.outcome.to_result_json();
+        out.pop(); // the outcome object's closing brace
+        out.push_str(",\"identities\":[");
+        for (index, record) in self.identities.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            out.push_str(&record.to_json());
+        }
+        out.push_str("],\"day\":");
+        match &self.day {
+            Some(day) => out.push_str(&Value::from(day.as_str()).to_string()),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Maps one input line and derives its identity records and day, parsing the line once and
+/// reading its time once.
 pub fn map_line_with_identities(line: &[u8]) -> MappedRow {
     let row = match AmplitudeRow::parse(line) {
         Ok(row) => row,
-        Err(error) => {
-            return MappedRow {
-                outcome: map_parse_error(error),
-                identities: Vec::new(),
-            };
-        }
+        Err(error) => return MappedRow::refused(parse_error_reason(error)),
     };
-    let mut identities = event_timestamp(&row)
-        .map(|timestamp| identity_records(&row, &timestamp))
+    let timestamp = event_timestamp(&row);
+    let day = timestamp.as_deref().and_then(utc_day).map(str::to_owned);
+    let mut identities = timestamp
+        .as_deref()
+        .map(|time| identity_records(&row, time))
         .unwrap_or_default();
-    let outcome = map_row(row);
+    let outcome = map_row_at(row, timestamp);
     if matches!(outcome, MappingOutcome::Rejected(_)) {
         identities.clear();
     }
     MappedRow {
         outcome,
         identities,
+        day,
     }
 }
 
-fn map_parse_error(error: RowError) -> MappingOutcome {
+fn parse_error_reason(error: RowError) -> RejectReason {
     match error {
-        RowError::InvalidJson => MappingOutcome::Rejected(RejectReason::InvalidJson),
-        RowError::NotAnObject => MappingOutcome::Rejected(RejectReason::NotAnObject),
+        RowError::InvalidJson => RejectReason::InvalidJson,
+        RowError::NotAnObject => RejectReason::NotAnObject,
     }
 }
 
 /// Maps one parsed row.
-pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
+pub fn map_row(row: AmplitudeRow) -> MappingOutcome {
+    let timestamp = event_timestamp(&row);
+    map_row_at(row, timestamp)
+}
+
+/// Maps one parsed row whose time (§4) was read already: `timestamp` is
+/// `event_timestamp(&row)`.
+fn map_row_at(mut row: AmplitudeRow, timestamp: Option<String>) -> MappingOutcome {
     let Some(event_type) = row
         .str(Field::EventType)
         .filter(|name| !name.is_empty())
@@ -81,7 +126,7 @@ pub fn map_row(mut row: AmplitudeRow) -> MappingOutcome {
     let Some(distinct_id) = distinct_id(&row) else {
         return MappingOutcome::Rejected(RejectReason::NoIdentity);
     };
-    let Some(timestamp) = event_timestamp(&row) else {
+    let Some(timestamp) = timestamp else {
         return MappingOutcome::Rejected(RejectReason::BadTimestamp);
     };
     let uuid = row_uuid(&row, &event_type);
@@ -209,4 +254,77 @@ fn add_ids(row: &AmplitudeRow, properties: &mut Map<String, Value>) {
         properties.insert("$amplitude_id".to_owned(), amplitude_id.clone());
     }
     properties.insert("$geoip_disable".to_owned(), Value::Bool(true));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(line: &str) -> MappedRow {
+        map_line_with_identities(line.as_bytes())
+    }
+
+    #[test]
+    fn rule_4_a_mapped_rows_day_is_the_utc_day_of_its_events_time() {
+        let row =
+            mapped(r#"{"event_type":"e","user_id":"u","event_time":"2024-12-31 20:30:00-05:30"}"#);
+        let MappingOutcome::Events(events) = &row.outcome else {
+            panic!("not mapped: {row:?}")
+        };
+        assert!(events[0].contains(r#""timestamp":"2025-01-01T02:00:00.000Z""#));
+        assert_eq!(row.day.as_deref(), Some("2025-01-01"));
+    }
+
+    #[test]
+    fn rule_4_skipped_and_refused_rows_have_the_day_of_their_own_time() {
+        for (line, outcome) in [
+            (
+                r#"{"event_type":"session_start","user_id":"u","event_time":"2024-07-06 23:59:59.999"}"#,
+                MappingOutcome::Skipped(SkipReason::SessionMarker),
+            ),
+            (
+                r#"{"user_id":"u","event_time":"bad","client_event_time":"2024-07-06T12:00:00Z"}"#,
+                MappingOutcome::Rejected(RejectReason::MissingEventType),
+            ),
+            (
+                r#"{"event_type":"e","user_id":"null","event_time":"2024-07-06 12:00:00"}"#,
+                MappingOutcome::Rejected(RejectReason::NoIdentity),
+            ),
+        ] {
+            let row = mapped(line);
+            assert_eq!(row.outcome, outcome, "{line}");
+            assert_eq!(row.day.as_deref(), Some("2024-07-06"), "{line}");
+        }
+    }
+
+    #[test]
+    fn rule_4_a_row_without_a_readable_time_has_no_day() {
+        for (line, reason) in [
+            (
+                r#"{"event_type":"e","user_id":"u","event_time":"2024-02-30 10:00:00"}"#,
+                RejectReason::BadTimestamp,
+            ),
+            (r#"{"event_type":"e""#, RejectReason::InvalidJson),
+            (r#"["2024-07-06 12:00:00"]"#, RejectReason::NotAnObject),
+        ] {
+            let row = mapped(line);
+            assert_eq!(row.outcome, MappingOutcome::Rejected(reason), "{line}");
+            assert_eq!(row.day, None, "{line}");
+        }
+    }
+
+    #[test]
+    fn the_full_result_object_adds_identities_and_day_to_the_outcomes() {
+        let row = mapped(
+            r#"{"event_type":"session_start","user_id":"u1","device_id":"d1","event_time":"2024-07-06 12:00:00"}"#,
+        );
+        assert_eq!(
+            row.to_result_json(),
+            r#"{"skipped":"session_marker","identities":[{"device_id":"d1","kind":"identity","timestamp":"2024-07-06T12:00:00.000Z","user_id":"u1"}],"day":"2024-07-06"}"#
+        );
+        assert_eq!(
+            mapped("{").to_result_json(),
+            r#"{"rejected":"invalid_json","identities":[],"day":null}"#
+        );
+    }
 }

@@ -19,6 +19,12 @@ pub fn event_timestamp(row: &AmplitudeRow) -> Option<String> {
         .find_map(|field| row.str(*field).and_then(parse_amplitude_time))
 }
 
+/// The UTC day (`YYYY-MM-DD`) of a time in the form [`event_timestamp`] gives: its first ten
+/// characters (its year always has four digits); `None` for text too short to be one.
+pub fn utc_day(timestamp: &str) -> Option<&str> {
+    timestamp.get(..10)
+}
+
 /// Accepts `YYYY-MM-DD[ T]HH:MM:SS[.f{1,9}][Z|±HH:MM]`, ASCII digits only, a real date and
 /// time (hours 00–23, minutes and seconds 00–59), years 0001–9999 before and after the offset
 /// is applied. Offsets are `±HH:MM` with HH 00–23 (docs/MAPPING_DECISIONS.md).

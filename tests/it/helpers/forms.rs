@@ -1,7 +1,9 @@
 //! The three forms of the mapping side by side, and a readable account of how two results
 //! differ.
 
+use amplitude_posthog::MappingOutcome;
 use amplitude_posthog::engine::{Engine, EngineKind, RowMapper};
+use amplitude_posthog_transform::IdentityRecord;
 use serde_json::Value;
 
 /// One mapper per form, named.
@@ -29,41 +31,81 @@ impl ThreeForms {
         ThreeForms { forms }
     }
 
-    /// Maps a line through every form, its identity records (§3.1) included; `Err`
-    /// describes the first disagreement. The result object on agreement.
+    /// Maps a line through every form, its identity records (§3.1) and its day included;
+    /// `Err` describes the first disagreement. The result object on agreement.
     pub fn agree_on(&mut self, line: &[u8]) -> Result<String, String> {
-        let mut results = self.forms.iter_mut().map(|(name, mapper)| {
-            let mapped = mapper.map_line_with_identities(line);
-            (
-                *name,
-                mapped.outcome.to_result_json(),
-                format!("[{}]", mapped.identities.join(",")),
-            )
-        });
-        let (first_name, first, first_identities) = results.next().expect("at least one form");
-        for (name, result, identities) in results {
-            if identities != first_identities {
+        let expected_day = day_by_the_former_rule(line);
+        let shown = || {
+            String::from_utf8_lossy(line)
+                .chars()
+                .take(3000)
+                .collect::<String>()
+        };
+        let results: Vec<_> = self
+            .forms
+            .iter_mut()
+            .map(|(name, mapper)| (*name, mapper.map_line_with_identities(line)))
+            .collect();
+        let (first_name, first) = results.first().expect("at least one form");
+        let (first_result, first_identities) = (
+            first.outcome.to_result_json(),
+            records_json(&first.identities),
+        );
+        for (name, mapped) in &results {
+            if mapped.day != expected_day(&mapped.outcome) {
+                return Err(format!(
+                    "{name} gives the day {:?} where the events' time, else the row's, gives {:?} for row:\n  {}",
+                    mapped.day,
+                    expected_day(&mapped.outcome),
+                    shown()
+                ));
+            }
+            let identities = records_json(&mapped.identities);
+            if mapped.identities != first.identities || identities != first_identities {
                 return Err(format!(
                     "{first_name} and {name} give different identity records for row:\n  {}\n{}",
-                    String::from_utf8_lossy(line)
-                        .chars()
-                        .take(3000)
-                        .collect::<String>(),
+                    shown(),
                     describe_difference(first_name, &first_identities, name, &identities)
                 ));
             }
-            if result != first {
+            let result = mapped.outcome.to_result_json();
+            if result != first_result {
                 return Err(format!(
                     "{first_name} and {name} differ on row:\n  {}\n{}",
-                    String::from_utf8_lossy(line)
-                        .chars()
-                        .take(3000)
-                        .collect::<String>(),
-                    describe_difference(first_name, &first, name, &result)
+                    shown(),
+                    describe_difference(first_name, &first_result, name, &result)
                 ));
             }
         }
-        Ok(first)
+        Ok(first_result)
+    }
+}
+
+/// Identity records as the sidecar receives them: a JSON array of compact, key-sorted records.
+fn records_json(records: &[IdentityRecord]) -> String {
+    let records: Vec<String> = records.iter().map(IdentityRecord::to_json).collect();
+    format!("[{}]", records.join(","))
+}
+
+/// The day `migrate` gave a row before the mapping reported it (kept here as the reference
+/// the forms' days must equal): the UTC day of its first event's top-level `timestamp`, else
+/// of the row's own time read by the native rule, else none.
+fn day_by_the_former_rule(line: &[u8]) -> impl Fn(&MappingOutcome) -> Option<String> {
+    let own_time = amplitude_posthog_transform::AmplitudeRow::parse(line)
+        .ok()
+        .and_then(|row| amplitude_posthog_transform::event_timestamp(&row));
+    move |outcome| {
+        if let MappingOutcome::Events(events) = outcome
+            && let Some(first) = events.first()
+        {
+            let event: Value = serde_json::from_str(first).expect("an event is JSON");
+            return event["timestamp"]
+                .as_str()
+                .map(|timestamp| timestamp[..10].to_owned());
+        }
+        own_time
+            .as_ref()
+            .map(|timestamp| timestamp[..10].to_owned())
     }
 }
 
