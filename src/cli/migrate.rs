@@ -166,43 +166,62 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         let (_, html) = write_report(&report, dir)?;
         eprintln!("report: {}", html.display());
     }
+    let dead_letters = match vector {
+        Some(_) => options.state_dir.join("vector/dead-letters/"),
+        None => options
+            .state_dir
+            .join(amplitude_posthog::migrate::DEAD_LETTERS_FILE),
+    };
+    eprintln!(
+        "{}",
+        how_it_ended(
+            &report.stop,
+            summary.complete(),
+            vector.is_some(),
+            &shown_host,
+            &dead_letters
+        )
+    );
+    Ok(ExitCode::from(summary.exit_code(&report.stop)))
+}
+
+/// The last line: how the run ended and what to do next.
+fn how_it_ended(
+    stop: &Stop,
+    complete: bool,
+    through_vector: bool,
+    shown_host: &str,
+    dead_letters: &std::path::Path,
+) -> String {
     let again = "run the same command again to continue";
-    match &report.stop {
-        Stop::Credentials { status } => eprintln!(
+    match stop {
+        Stop::Credentials { status } => format!(
             "stopped: PostHog answered {status} to the project API key: check --api-key-file or POSTHOG_API_KEY and --posthog-host. \
              Nothing PostHog refused is marked delivered; {again} once the key is right."
         ),
-        Stop::WrongHost { status, advice } => eprintln!(
-            "stopped: {}/batch/ answered {status}, so it is not PostHog's capture endpoint; {advice}. \
-             Nothing was marked delivered or dead-lettered; {again} with the right --posthog-host.",
-            shown_host
+        Stop::WrongHost { status, advice } => format!(
+            "stopped: {shown_host}/batch/ answered {status}, so it is not PostHog's capture endpoint; {advice}. \
+             Nothing was marked delivered or dead-lettered; {again} with the right --posthog-host."
         ),
-        Stop::Refused { requests, reason } => eprintln!(
+        Stop::Refused { requests, reason } => format!(
             "stopped: PostHog refused every event of {requests} whole request(s) of unrelated events ({reason}): \
              that is the setup (the project, the host, a proxy), not bad rows. Nothing of those requests was marked \
              delivered or dead-lettered; {again} once it is fixed."
         ),
-        Stop::Interrupted if vector.is_some() => {
-            eprintln!("interrupted: Vector is stopped, its checkpoints and buffers kept; {again}.")
+        Stop::Interrupted if through_vector => {
+            format!("interrupted: Vector is stopped, its checkpoints and buffers kept; {again}.")
         }
         Stop::Interrupted => {
-            eprintln!("interrupted: every row before each file's watermark is done; {again}.")
+            format!("interrupted: every row before each file's watermark is done; {again}.")
         }
-        Stop::Finished if summary.complete() => eprintln!(
+        Stop::Finished if complete => format!(
             "done: every row is delivered or accounted for (dead letters: {})",
-            match vector {
-                Some(_) => options.state_dir.join("vector/dead-letters/"),
-                None => options
-                    .state_dir
-                    .join(amplitude_posthog::migrate::DEAD_LETTERS_FILE),
-            }
-            .display()
+            dead_letters.display()
         ),
         Stop::Finished => {
-            eprintln!("not complete: see the problems above; {again} once they are fixed.")
+            format!("not complete: see the problems above; {again} once they are fixed.")
         }
     }
-    Ok(ExitCode::from(summary.exit_code(&report.stop)))
 }
 
 /// Writes `report` into `dir` (made if missing); the paths of `report.json` and `report.html`.

@@ -1,0 +1,332 @@
+//! The threads of a migration and what flows between them, one stage a file:
+//!
+//! ```text
+//! plan ─▶ reader ─chunks─▶ mappers (N) ─mapped chunks, in order─▶ assembler ─batches─▶ senders (async)
+//!                                                                   │ register            │ delivered
+//!                                                                   ▼                     ▼
+//!                                                                 committer (tracker + state database)
+//! ```
+//!
+//! - [`plan`]: which files to read and from which line (the state's watermarks);
+//! - [`read`]: files read in chunks of consecutive rows;
+//! - [`map`]: the mapper threads (any form of the mapping);
+//! - [`assemble`]: rows counted by day and outcome, identity records to the store, events
+//!   packed into batches;
+//! - [`send`]: batches to PostHog, `--concurrency` at a time, and what came of them;
+//! - [`commit`]: the watermarks, counts and dead letters written as chunks are done;
+//! - [`identities`]: the identity sidecar's sender on the same database, drained at the end.
+//!
+//! The assembler registers a chunk with the committer before any of its events can be sent,
+//! so every completion finds its chunk. Channels are bounded: memory stays flat whatever the
+//! export's size. One [`StopSwitch`] stops every stage at once.
+
+mod assemble;
+mod commit;
+mod identities;
+mod map;
+mod plan;
+mod read;
+mod send;
+
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use amplitude_posthog_transform::MappedRow;
+use posthog_alias_sink::store::Store;
+use posthog_client::Client;
+use tokio::sync::watch;
+
+use super::progress::{LiveCounts, Progress};
+use super::state::{Example, State};
+use super::summary::MigrationSummary;
+use super::tracker::FileId;
+use super::{MigrateError, MigrateOptions, Stop};
+use crate::counts::DayCounts;
+use crate::engine::Engine;
+
+/// Rows per chunk at most.
+const CHUNK_ROWS: usize = 1000;
+/// Bytes of rows per chunk at most.
+const CHUNK_BYTES: usize = 4 << 20;
+/// Chunks waiting for each mapper at most.
+const CHUNKS_QUEUED: usize = 2;
+/// Batches waiting for a sender at most.
+const BATCHES_QUEUED: usize = 4;
+
+/// The component name in this command's dead letters.
+const COMPONENT: &str = "migrate";
+
+/// A run's outcome: the totals of the whole migration so far, and how this run ended.
+pub struct RunReport {
+    pub summary: MigrationSummary,
+    pub stop: Stop,
+    /// What a dry run found (a real run's counts are in the state).
+    pub dry_run: Option<DryRun>,
+}
+
+/// What a dry run counted, which a real run keeps in its state instead.
+pub struct DryRun {
+    /// The requests it would have made.
+    pub batches: u64,
+    /// Its (day, metric, reason) counts.
+    pub counts: DayCounts,
+    /// One example row per skip and refusal reason.
+    pub examples: Vec<Example>,
+}
+
+struct Chunk {
+    file: FileId,
+    index: u64,
+    name: Arc<str>,
+    lines: Vec<(u64, Vec<u8>)>,
+    /// (line, whole length) of rows too long to hold: their bytes in `lines` are only a start.
+    oversized: Vec<(u64, u64)>,
+    /// The last line of the chunk (or of the file's done part, for an empty last chunk).
+    last_line: u64,
+    end_of_file: bool,
+}
+
+impl Chunk {
+    /// The whole length of line `number`, if it was too long to hold.
+    fn cut(&self, number: u64) -> Option<u64> {
+        self.oversized
+            .iter()
+            .find(|(line, _)| *line == number)
+            .map(|(_, length)| *length)
+    }
+}
+
+struct MappedChunk {
+    chunk: Chunk,
+    mapped: Vec<MappedRow>,
+}
+
+/// What the committer must write with a chunk once it is done.
+#[derive(Default)]
+struct Pending {
+    counts: DayCounts,
+    dead_letters: Vec<(u64, String)>,
+    examples: Vec<Example>,
+    end_of_file: bool,
+}
+
+/// Where an event of a batch came from.
+struct EventOrigin {
+    file: FileId,
+    chunk: u64,
+    line: u64,
+    day: Arc<str>,
+    name: Arc<str>,
+    row: Arc<Vec<u8>>,
+}
+
+struct Batch {
+    events: Arc<Vec<String>>,
+    origins: Vec<EventOrigin>,
+    bytes: usize,
+}
+
+enum Commit {
+    Open {
+        file: FileId,
+        first_chunk: u64,
+    },
+    Register {
+        file: FileId,
+        index: u64,
+        last_line: u64,
+        events: u64,
+        pending: Pending,
+    },
+    Delivered {
+        origins: Vec<EventOrigin>,
+        /// (position in the batch, PostHog's answer)
+        refused: Vec<(usize, String)>,
+    },
+    Problem {
+        file: FileId,
+        problem: String,
+    },
+}
+
+/// The run's stop switch, shared by every stage: turned on by Ctrl-C, by a fatal answer of
+/// PostHog's, or by a part that can no longer record (the state, the identity store). It keeps
+/// the first reason: a fatal answer wins over an interruption, nothing else replaces a reason.
+#[derive(Clone)]
+struct StopSwitch {
+    on: Arc<watch::Sender<bool>>,
+    reason: Arc<Mutex<Stop>>,
+}
+
+impl StopSwitch {
+    fn new() -> StopSwitch {
+        StopSwitch {
+            on: Arc::new(watch::channel(false).0),
+            reason: Arc::new(Mutex::new(Stop::Finished)),
+        }
+    }
+
+    /// Turns the switch on for `reason`.
+    fn stop(&self, reason: Stop) {
+        {
+            let mut current = self.reason.lock().expect("stop");
+            let replaces = match *current {
+                Stop::Finished => true,
+                Stop::Interrupted => reason != Stop::Interrupted,
+                _ => false,
+            };
+            if replaces {
+                *current = reason;
+            }
+        }
+        self.on.send_replace(true);
+    }
+
+    /// Turns the switch on for an error that ends the run (and is returned as such).
+    fn halt(&self) {
+        self.on.send_replace(true);
+    }
+
+    fn is_on(&self) -> bool {
+        *self.on.borrow()
+    }
+
+    /// A receiver that sees the switch turn on (for waits that must end with it).
+    fn watch(&self) -> watch::Receiver<bool> {
+        self.on.subscribe()
+    }
+
+    /// Why the run stopped (`Finished` if it did not).
+    fn reason(&self) -> Stop {
+        self.reason.lock().expect("stop").clone()
+    }
+}
+
+/// Runs (or resumes) the migration. Progress goes to stderr.
+pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
+    let engine = Engine::load(options.mapping)?;
+    let (sources, unreadable) = crate::input::discover_reporting(&options.inputs)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| MigrateError::Client(error.to_string()))?;
+    let switch = StopSwitch::new();
+    runtime.spawn({
+        let switch = switch.clone();
+        async move {
+            super::interrupted().await;
+            switch.stop(Stop::Interrupted);
+        }
+    });
+
+    // One run per state, held until this function returns (the kernel frees it if we die).
+    let _lock = match options.dry_run {
+        true => None,
+        false => Some(super::lock::StateLock::exclusive(&options.state_dir)?),
+    };
+    let state = match options.dry_run {
+        true => None,
+        false => Some(State::open(&options.state_dir)?),
+    };
+    let (plans, problems) = plan::plan(&sources, state.as_ref())?;
+    let counters = Arc::new(LiveCounts::default());
+    let progress = Progress::start(
+        plans.iter().map(|plan| plan.size).sum(),
+        counters.clone(),
+        Duration::from_secs(10),
+    );
+    let unregistered = plan::record_problems(unreadable, &problems, state.as_ref(), &progress)?;
+    // The identity sidecar's sender, on the same database, from the start.
+    let sidecar = match &state {
+        Some(state) => Some(identities::start_sender(&runtime, state.path(), options)?),
+        None => None,
+    };
+
+    let (commit_tx, commit_rx) = channel();
+    let committer = state.map(|state| commit::spawn(state, commit_rx, switch.clone()));
+    let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(BATCHES_QUEUED);
+    let senders = runtime.spawn(send::send_batches(
+        batch_rx,
+        client(options, &counters)?,
+        send::Sending {
+            concurrency: options.concurrency.max(1),
+            dry_run: options.dry_run,
+        },
+        switch.clone(),
+        commit_tx.clone(),
+        counters.clone(),
+    ));
+    let map::Mappers { to, from, threads } = map::spawn(&engine, options.threads.max(1));
+    let reader = {
+        let (commit_tx, switch, counters) = (commit_tx.clone(), switch.clone(), counters.clone());
+        named("migrate-read", move || {
+            read::read_files(plans, to, commit_tx, switch, counters)
+        })
+    };
+    let store = match &committer {
+        Some(_) => Some(
+            Store::open(&options.state_dir.join(super::state::DATABASE))
+                .map_err(|error| MigrateError::Identities(error.to_string()))?,
+        ),
+        None => None,
+    };
+    let assembled = assemble::assemble(from, store, batch_tx, commit_tx, options, &counters);
+    if assembled.is_err() {
+        // The identity store stopped recording: stop everything at once.
+        switch.halt();
+    }
+    let _ = reader.join();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    let batches = runtime.block_on(senders).unwrap_or(0);
+    let assembled = assembled?;
+    let state = match committer {
+        Some(committer) => Some(committer.join().expect("the committer does not panic")?),
+        None => None,
+    };
+
+    // The aliases and group snapshots: drained unless the run stopped.
+    let stop = match sidecar {
+        Some(sidecar) => identities::drain(sidecar, &options.state_dir, &switch)?,
+        None => switch.reason(),
+    };
+    // Every sender is done before the state is read for the summary.
+    drop(progress);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let (summary, dry_run) = match &state {
+        Some(state) => (
+            commit::summarize(state, &options.state_dir, &stop, unregistered)?,
+            None,
+        ),
+        None => assemble::dry_run_summary(assembled, batches, unregistered),
+    };
+    Ok(RunReport {
+        summary,
+        stop,
+        dry_run,
+    })
+}
+
+/// The PostHog client of the event senders, with this run's limits.
+fn client(options: &MigrateOptions, counters: &LiveCounts) -> Result<Client, MigrateError> {
+    let mut client = Client::new(&options.host, &options.api_key, options.rate)
+        .map_err(|error| MigrateError::Client(error.to_string()))?;
+    client.initial_backoff = options.initial_backoff;
+    client.max_backoff = options.max_backoff;
+    client.retries = counters.retries.clone();
+    Ok(client)
+}
+
+/// A thread with a name (shown by `top -H`, `perf` and panics).
+fn named<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(work)
+        .expect("a thread starts")
+}

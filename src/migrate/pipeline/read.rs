@@ -1,0 +1,165 @@
+//! Every planned file read in chunks of consecutive rows, handed to the mappers in turn.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Sender, SyncSender};
+
+use super::super::progress::LiveCounts;
+use super::plan::Plan;
+use super::{CHUNK_BYTES, CHUNK_ROWS, Chunk, Commit, StopSwitch};
+use crate::input::{InputSource, LineReader};
+
+/// Counts bytes read from the raw file, for progress.
+struct Counting<R> {
+    inner: R,
+    counters: Arc<LiveCounts>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.counters
+            .bytes_read
+            .fetch_add(read as u64, Ordering::Relaxed);
+        Ok(read)
+    }
+}
+
+fn open_counted(
+    source: &InputSource,
+    counters: &Arc<LiveCounts>,
+) -> Result<LineReader, crate::input::InputError> {
+    let raw: Box<dyn Read + Send> =
+        match source {
+            InputSource::File(path) => Box::new(std::fs::File::open(path).map_err(|error| {
+                crate::input::InputError::Open {
+                    path: source.display_name(),
+                    error,
+                }
+            })?),
+            InputSource::ZipMember { zip, member } => crate::zip_member::open(zip, member)
+                .map_err(|error| crate::input::InputError::Open {
+                    path: source.display_name(),
+                    error,
+                })?,
+            InputSource::Stdin => Box::new(std::io::stdin()),
+        };
+    LineReader::from_read(
+        source.clone(),
+        Box::new(Counting {
+            inner: raw,
+            counters: counters.clone(),
+        }),
+    )
+}
+
+/// Reads every planned file in chunks, handing them to the mappers in turn.
+pub(super) fn read_files(
+    plans: Vec<Plan>,
+    mappers: Vec<SyncSender<Chunk>>,
+    commit: Sender<Commit>,
+    switch: StopSwitch,
+    counters: Arc<LiveCounts>,
+) {
+    let mut turn = 0;
+    let mut hand = |chunk: Chunk| -> bool {
+        let sent = mappers[turn % mappers.len()].send(chunk).is_ok();
+        turn += 1;
+        sent
+    };
+    for plan in plans {
+        if switch.is_on() {
+            break;
+        }
+        let _ = commit.send(Commit::Open {
+            file: plan.file,
+            first_chunk: plan.first_chunk,
+        });
+        let mut reader = match open_counted(&plan.source, &counters) {
+            Ok(reader) => reader,
+            Err(error) => {
+                let _ = commit.send(Commit::Problem {
+                    file: plan.file,
+                    problem: error.to_string(),
+                });
+                continue;
+            }
+        };
+        let mut index = plan.first_chunk;
+        let mut lines = Vec::new();
+        let mut oversized = Vec::new();
+        let mut bytes = 0;
+        let mut last_line = plan.skip_lines;
+        let mut buffer = Vec::new();
+        loop {
+            if switch.is_on() {
+                return;
+            }
+            match reader.next_line(&mut buffer) {
+                Ok(Some(line)) if line.number <= plan.skip_lines => {}
+                Ok(Some(line)) => {
+                    bytes += buffer.len();
+                    last_line = line.number;
+                    if let Some(length) = line.oversized {
+                        oversized.push((line.number, length));
+                    }
+                    lines.push((line.number, std::mem::take(&mut buffer)));
+                    if lines.len() >= CHUNK_ROWS || bytes >= CHUNK_BYTES {
+                        let chunk = Chunk {
+                            file: plan.file,
+                            index,
+                            name: plan.name.clone(),
+                            lines: std::mem::take(&mut lines),
+                            oversized: std::mem::take(&mut oversized),
+                            last_line,
+                            end_of_file: false,
+                        };
+                        if !hand(chunk) {
+                            return;
+                        }
+                        index += 1;
+                        bytes = 0;
+                    }
+                }
+                Ok(None) => {
+                    let chunk = Chunk {
+                        file: plan.file,
+                        index,
+                        name: plan.name.clone(),
+                        lines: std::mem::take(&mut lines),
+                        oversized: std::mem::take(&mut oversized),
+                        last_line,
+                        end_of_file: true,
+                    };
+                    if !hand(chunk) {
+                        return;
+                    }
+                    break;
+                }
+                Err(error) => {
+                    // What was read is migrated; the file is reported, not finished.
+                    if !lines.is_empty() {
+                        let chunk = Chunk {
+                            file: plan.file,
+                            index,
+                            name: plan.name.clone(),
+                            lines: std::mem::take(&mut lines),
+                            oversized: std::mem::take(&mut oversized),
+                            last_line,
+                            end_of_file: false,
+                        };
+                        if !hand(chunk) {
+                            return;
+                        }
+                    }
+                    let _ = commit.send(Commit::Problem {
+                        file: plan.file,
+                        problem: error.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+}
