@@ -9,6 +9,7 @@
 //! bug. The same seed always gives the same bytes.
 
 mod broken;
+mod events;
 mod layout;
 mod population;
 mod row;
