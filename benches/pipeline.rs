@@ -291,7 +291,7 @@ fn main() {
     let (vrl_rate, native_rate) = (map_rates[0], map_rates[1]);
 
     let vector_runs = wanted("vector")
-        .then(|| match amplitude_posthog::migrate::vector::find_vector() {
+        .then(|| match amplitude_posthog::vector::find_vector() {
             Some(vector) => Some(vector_runs(&vector, &export, &expected)),
             None => {
                 println!("no Vector (set VECTOR_BIN or put vector on PATH): Vector runs skipped");

@@ -5,14 +5,15 @@
 //! - [`dead_letter`]: the one shape of a refused row's record, shared with Vector.
 //! - [`engine`]: every form of the mapping behind one interface.
 //! - [`map_run`]: the `map` operation (inputs → events, dead letters, summary).
+//! - [`map_count`]: the export counted with the native mapping, by day and outcome.
 //! - [`migrate`]: the whole migration in one process: state, delivery, progress, summary.
 //! - [`zip_member`]: the members of an Export API zip, read in place.
-//! - [`prepare`]: export files checked before Vector reads them (missing final newlines added).
-//! - [`resume`]: crash recovery for gzip files in Vector's file source.
 //! - [`export_file`]: one export file decompressed, counted, its last newline checked.
 //! - [`export`]: the Export API downloader and the zip unpacker.
 //! - [`fs`]: crash-safe writes, gzip detection, directory walks (one home each).
 //! - [`generator`]: realistic, deterministic Amplitude exports.
+//! - [`vector`]: everything about Vector: `migrate --engine vector`'s supervisor, the report of
+//!   a Vector-carried migration, `prepare` and `resume` for its file source.
 
 pub mod counts;
 pub mod dead_letter;
@@ -22,12 +23,12 @@ pub mod export_file;
 pub mod fs;
 pub mod generator;
 pub mod input;
+pub mod map_count;
 pub mod map_run;
 pub mod migrate;
-pub mod prepare;
 pub mod report;
-pub mod resume;
 pub mod summary;
+pub mod vector;
 pub mod verify;
 pub mod vrl_engine;
 pub mod wasm_engine;

@@ -77,7 +77,7 @@ fn api_key(args: &MigrateArgs) -> anyhow::Result<String> {
 
 pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let vector = match args.engine {
-        MigrateEngine::Vector if !args.dry_run => Some(amplitude_posthog::migrate::vector::find_vector().ok_or_else(|| {
+        MigrateEngine::Vector if !args.dry_run => Some(amplitude_posthog::vector::find_vector().ok_or_else(|| {
             anyhow::anyhow!(
                 "--engine vector needs Vector 0.58 or later: set VECTOR_BIN or put `vector` on PATH (or use the default --engine embedded)"
             )
@@ -120,7 +120,7 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     options.max_backoff = Duration::from_millis(args.max_backoff_ms.max(args.initial_backoff_ms));
 
     let report = match &vector {
-        Some(vector) => amplitude_posthog::migrate::vector::run(&options, vector)?,
+        Some(vector) => amplitude_posthog::vector::run(&options, vector)?,
         // A dry run maps and counts in this process whatever the engine: nothing is sent.
         None => run(&options)?,
     };

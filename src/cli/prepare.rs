@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use amplitude_posthog::prepare::{Prepared, prepare};
+use amplitude_posthog::vector::prepare::{Prepared, prepare};
 
 #[derive(Debug, clap::Args)]
 pub struct PrepareArgs {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use amplitude_posthog::migrate::DEFAULT_STATE_DIR;
 use amplitude_posthog::migrate::lock::StateLock;
-use amplitude_posthog::report::{Report, vector_pipeline};
+use amplitude_posthog::report::Report;
+use amplitude_posthog::vector;
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -33,7 +34,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         let _reading = StateLock::shared(&args.state)?;
         Report::from_state_dir(&args.state)?
     } else {
-        let (mut report, _) = vector_pipeline::report(
+        let (mut report, _) = vector::report::report(
             &args.exports,
             args.sidecar_db.as_deref(),
             args.dead_letters.as_deref(),

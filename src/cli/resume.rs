@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use amplitude_posthog::resume::{FileState, resume};
+use amplitude_posthog::vector::resume::{FileState, resume};
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {

@@ -16,7 +16,6 @@ pub mod progress;
 pub mod state;
 pub mod summary;
 pub mod tracker;
-pub mod vector;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -5,7 +5,6 @@
 //! self-contained `report.html` ([`html`]).
 
 pub mod html;
-pub mod vector_pipeline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,7 +71,7 @@ pub struct Report {
     pub verify: Option<crate::verify::Verification>,
     /// Where `delivered` comes from: `state` (each event's acceptance by PostHog, recorded by
     /// `migrate`) or `produced` (a Vector pipeline: the events the mapping produced, delivered
-    /// once Vector has finished; see [`vector_pipeline`]).
+    /// once Vector has finished; see [`crate::vector::report`]).
     #[serde(default = "state_basis")]
     pub delivered_basis: String,
 }
@@ -86,7 +85,7 @@ fn state_basis() -> String {
 pub const DRY_RUN: &str = "dry_run";
 
 /// `delivered_basis` of a Vector pipeline's report: the events the mapping produced, delivered
-/// once Vector has finished (see [`vector_pipeline`]).
+/// once Vector has finished (see [`crate::vector::report`]).
 pub const PRODUCED: &str = "produced";
 
 #[derive(Debug, thiserror::Error)]

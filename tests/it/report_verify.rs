@@ -1,12 +1,15 @@
 //! The report after a real `migrate` (report.json equals the state's counts, report.html is one
 //! self-contained page whose chart holds report.json's numbers) and `verify` against the query
 //! API stand-in, which counts the events the capture stand-in stored: no difference, then
-//! exactly the day whose events were hidden; a refused key and rate limits.
+//! exactly the day whose events were hidden; a refused key and rate limits. The report of a
+//! Vector-carried migration counts the export as a dry run does.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use amplitude_posthog::generator::{ExportLayout, Generator, GeneratorConfig};
 use amplitude_posthog_test_support::posthog_capture::PostHogCapture;
 use amplitude_posthog_test_support::posthog_query::{PostHogQuery, QueryFault};
 use serde_json::Value;
@@ -242,6 +245,71 @@ fn the_report_holds_the_states_counts_and_verify_finds_exactly_the_days_that_dif
     let html = std::fs::read_to_string(setup.path("state/report.html")).expect("html");
     assert_self_contained(&html);
     assert!(html.contains(&format!("data-day=\"{day}\"><td class=\"text\">{day}</td><td>{delivered}</td><td>{}</td><td>-7</td>", delivered - 7)));
+}
+
+/// The report of a Vector-carried migration counts the export as a dry run of `migrate` does:
+/// the same per-day counts, files and problems, over generated files, a zip read in place, a
+/// row too long to hold, blank lines, an empty file, a UTF-16 file, a gzip damaged part way,
+/// a dangling link and a last line without its newline.
+#[test]
+fn the_vector_report_counts_the_export_as_a_dry_run_does() {
+    use std::io::Write;
+
+    let setup = Setup::generated(2_000, 53, 0.03);
+    let export = setup.path("export");
+    let write_export = |config: GeneratorConfig, zip: PathBuf| {
+        let layout = ExportLayout {
+            out_dir: None,
+            zip: Some(zip),
+            project_id: config.project_id,
+            seed: config.seed,
+        };
+        amplitude_posthog::generator::write_export(&layout, Generator::new(config))
+            .expect("zip written");
+    };
+    write_export(
+        GeneratorConfig {
+            rows: 500,
+            seed: 54,
+            broken_share: 0.05,
+            ..GeneratorConfig::default()
+        },
+        export.join("more.zip"),
+    );
+    let row = |line: &[u8]| -> Vec<u8> { [line, b"\n"].concat() };
+    let mut odd = row(&setup.lines[0]);
+    odd.extend_from_slice(b"\n   \n");
+    odd.extend(row(&vec![
+        b'x';
+        amplitude_posthog::input::MAX_LINE_BYTES + 10
+    ]));
+    odd.extend_from_slice(&setup.lines[1]);
+    std::fs::write(export.join("odd.json"), odd).expect("written");
+    std::fs::write(export.join("empty.json"), b"").expect("written");
+    std::fs::write(export.join("utf16.json"), [0xFF, 0xFE, b'{', 0, b'}', 0]).expect("written");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for line in setup.lines.iter().take(300) {
+        gzip.write_all(&row(line)).expect("gzip");
+    }
+    let gzip = gzip.finish().expect("gzip");
+    std::fs::write(export.join("damaged.json.gz"), &gzip[..gzip.len() / 2]).expect("written");
+    std::os::unix::fs::symlink(setup.path("nowhere"), export.join("dangling.json.gz"))
+        .expect("link");
+
+    let (summary, counts) =
+        amplitude_posthog::vector::report::count_export(std::slice::from_ref(&export))
+            .expect("counted");
+    let mut options =
+        amplitude_posthog::migrate::MigrateOptions::new(vec![export], "http://127.0.0.1", "");
+    options.dry_run = true;
+    let dry_run = amplitude_posthog::migrate::run(&options).expect("dry run");
+    assert_eq!(summary, dry_run.summary);
+    assert_eq!(counts, dry_run.dry_run.expect("a dry run").counts);
+    assert!(
+        summary.files > 0 && summary.problems.len() == 1,
+        "{summary}"
+    );
+    assert!(summary.totals.rows > setup.lines.len() as u64, "{summary}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use amplitude_posthog::resume::{FileState, ResumeError, resume};
+use amplitude_posthog::vector::resume::{FileState, ResumeError, resume};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
@@ -85,7 +85,7 @@ fn setup() -> Setup {
 fn run_resume(
     setup: &Setup,
     dry_run: bool,
-) -> Result<amplitude_posthog::resume::ResumeReport, ResumeError> {
+) -> Result<amplitude_posthog::vector::resume::ResumeReport, ResumeError> {
     resume(
         &setup.data_dir,
         "amplitude",

@@ -32,7 +32,7 @@ const OLDEST_VECTOR: (u32, u32) = (0, 57);
 /// every real-Vector check that was skipped). A `VECTOR_BIN` that does not run fails the
 /// test: whoever set it asked for the real runs.
 pub fn vector() -> Option<PathBuf> {
-    let Some(path) = amplitude_posthog::migrate::vector::find_vector() else {
+    let Some(path) = amplitude_posthog::vector::find_vector() else {
         skipped("no Vector (set VECTOR_BIN=/path/to/vector or put vector on PATH)");
         return None;
     };

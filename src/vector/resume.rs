@@ -6,9 +6,8 @@
 //! removes those checkpoints, so Vector reads them again from the start; the deterministic
 //! uuids of the mapping make the part PostHog already has collapse there.
 //!
-//! Checkpoints live in `<data_dir>/<source id>/checkpoints.json`:
-//! `{"version":"1","checkpoints":[{"fingerprint":{"dev_inode":[dev,ino]},"position":N,"modified":"…"}]}`.
-//! Entries of other shapes are kept untouched.
+//! Checkpoints are read as [`super::checkpoints`] describes them; entries of other shapes are
+//! kept untouched.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -76,7 +75,7 @@ pub fn resume(
     if let Some(lock) = held_lock(data_dir) {
         return Err(ResumeError::Locked(data_dir.to_path_buf(), lock));
     }
-    let checkpoints_file = data_dir.join(source_id).join("checkpoints.json");
+    let checkpoints_file = super::checkpoints::file(data_dir, source_id);
     let mut report = ResumeReport {
         checkpoints_file: checkpoints_file.clone(),
         dry_run,
@@ -108,7 +107,8 @@ pub fn resume(
     let mut files = export_files(export_dirs)?;
     let mut keep = Vec::with_capacity(entries.len());
     for entry in entries.drain(..) {
-        let Some((device, inode, position)) = dev_inode_checkpoint(&entry) else {
+        let Some((device, inode, position)) = super::checkpoints::dev_inode_checkpoint(&entry)
+        else {
             keep.push(entry);
             continue;
         };
@@ -179,35 +179,6 @@ pub fn resume(
         })?;
     }
     Ok(report)
-}
-
-/// `(device, inode, position)` of a `dev_inode` checkpoint.
-/// The positions in a `checkpoints.json` by (device, inode); entries of other shapes are left
-/// out.
-pub fn checkpoint_positions(checkpoints_file: &Path) -> io::Result<BTreeMap<(u64, u64), u64>> {
-    let document: Value = serde_json::from_str(&fs::read_to_string(checkpoints_file)?)?;
-    Ok(document
-        .get("checkpoints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(dev_inode_checkpoint)
-        .map(|(device, inode, position)| ((device, inode), position))
-        .collect())
-}
-
-fn dev_inode_checkpoint(entry: &Value) -> Option<(u64, u64, u64)> {
-    let pair = entry.get("fingerprint")?.get("dev_inode")?.as_array()?;
-    match (
-        pair.first()?.as_u64(),
-        pair.get(1)?.as_u64(),
-        entry.get("position")?.as_u64(),
-    ) {
-        (Some(device), Some(inode), Some(position)) if pair.len() == 2 => {
-            Some((device, inode, position))
-        }
-        _ => None,
-    }
 }
 
 /// Every regular file under the export directories, by (device, inode).

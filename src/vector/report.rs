@@ -8,22 +8,54 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use super::{Files, PRODUCED, Problem, Report};
 use crate::counts::{DayCounts, Metric};
+use crate::map_count::Seen;
+use crate::migrate::MigrateError;
+use crate::migrate::progress::{LiveCounts, Progress};
 use crate::migrate::summary::MigrationSummary;
-use crate::migrate::{MigrateError, MigrateOptions};
+use crate::report::{Files, PRODUCED, Problem, Report};
 
-/// Rows, outcomes and events of the export, by day, counted in this process (nothing sent).
+/// Rows, outcomes and events of the export, by day, counted in this process with the native
+/// mapping (nothing sent), with progress on stderr; the summary has the files read to their
+/// end (all done) and the inputs that cannot be read.
 pub fn count_export(inputs: &[PathBuf]) -> Result<(MigrationSummary, DayCounts), MigrateError> {
-    let mut options = MigrateOptions::new(inputs.to_vec(), "http://127.0.0.1", "");
-    options.dry_run = true;
-    let report = crate::migrate::run(&options)?;
-    let counts = report
-        .dry_run
-        .map(|dry_run| dry_run.counts)
-        .unwrap_or_default();
-    Ok((report.summary, counts))
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let counters = Arc::new(LiveCounts::default());
+    let mut progress: Option<Progress> = None;
+    let counted = crate::map_count::count_export(inputs, threads, &mut |seen| match seen {
+        Seen::Planned { bytes } => {
+            progress = Some(Progress::start(
+                bytes,
+                counters.clone(),
+                Duration::from_secs(10),
+            ));
+        }
+        Seen::Problem(problem) => match &progress {
+            Some(progress) => progress.println(problem),
+            None => eprintln!("{problem}"),
+        },
+        Seen::Read { rows, bytes } => {
+            counters.rows.fetch_add(rows, Ordering::Relaxed);
+            counters.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        }
+    });
+    drop(progress);
+    let counted = counted?;
+    let summary = MigrationSummary {
+        files: counted.files,
+        files_done: counted.files,
+        problems: counted
+            .problems
+            .into_iter()
+            .map(|problem| (String::new(), problem))
+            .collect(),
+        ..MigrationSummary::from_counts(&counted.counts)
+    };
+    Ok((summary, counted.counts))
 }
 
 /// Adds `delivered` = `events` for every day.

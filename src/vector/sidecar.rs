@@ -1,0 +1,103 @@
+//! The identity sidecar of a Vector-carried migration, in this process: the `posthog-alias-sink`
+//! library's intake on a loopback port (Vector's `identity_sidecar` sink posts to it) and its
+//! sender to PostHog, on the workspace's `identities.sqlite`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use posthog_alias_sink::intake;
+use posthog_alias_sink::sender::{self, SenderSignals};
+use posthog_alias_sink::store::Store;
+use tokio::sync::watch;
+
+use super::workspace::Workspace;
+use crate::migrate::{MigrateError, MigrateOptions, Stop};
+
+/// The running sidecar.
+pub(super) struct Sidecar {
+    /// Where the intake listens (`host:port`).
+    pub address: String,
+    pub store: Arc<Mutex<Store>>,
+    signals: Arc<SenderSignals>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Sidecar {
+    /// Starts the intake on a loopback port and the sender to PostHog.
+    pub fn start(
+        runtime: &tokio::runtime::Runtime,
+        workspace: &Workspace,
+        options: &MigrateOptions,
+    ) -> Result<Sidecar, MigrateError> {
+        let database = workspace.identities();
+        let identities =
+            |error: &dyn std::fmt::Display| MigrateError::Identities(error.to_string());
+        let store = Arc::new(Mutex::new(
+            Store::open(&database).map_err(|error| identities(&error))?,
+        ));
+        let signals = Arc::new(SenderSignals::default());
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .map_err(|error| identities(&error))?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| identities(&error))?
+            .to_string();
+        let state = intake::IntakeState {
+            store: store.clone(),
+            signals: signals.clone(),
+            token: None,
+            max_body_bytes: 64 * 1024 * 1024,
+        };
+        let config = crate::migrate::identity_sender_config(&database, options);
+        runtime.spawn(sender::run(config, signals.clone(), shutdown_rx.clone()));
+        let mut server_shutdown = shutdown_rx;
+        runtime.spawn(async move {
+            let server =
+                axum::serve(listener, intake::router(state)).with_graceful_shutdown(async move {
+                    let _ = server_shutdown.wait_for(|stop| *stop).await;
+                });
+            if let Err(error) = server.await {
+                tracing::error!("the identity sidecar stopped: {error}");
+            }
+        });
+        Ok(Sidecar {
+            address,
+            store,
+            signals,
+            shutdown: shutdown_tx,
+        })
+    }
+
+    /// How the migration stops for what the sender met at PostHog, if it must.
+    pub fn stop(&self) -> Option<Stop> {
+        if self.signals.credentials_error.load(Ordering::SeqCst) {
+            return Some(Stop::Credentials { status: 401 });
+        }
+        if let Some((status, advice)) = self.signals.wrong_host.lock().expect("signals").clone() {
+            return Some(Stop::WrongHost { status, advice });
+        }
+        let refused = self.signals.refused_everything.lock().expect("signals");
+        refused.clone().map(|reason| Stop::Refused {
+            requests: posthog_client::refusals::IN_A_ROW,
+            reason,
+        })
+    }
+
+    /// Whether nothing is left to send (no alias, no group update).
+    pub fn idle(&self) -> bool {
+        self.store
+            .lock()
+            .expect("store")
+            .counts()
+            .is_ok_and(|counts| counts.pending == 0 && counts.groups_pending == 0)
+    }
+
+    /// Stops the intake and the sender, leaving them a moment to finish.
+    pub fn shutdown(&self, runtime: &tokio::runtime::Runtime) {
+        let _ = self.shutdown.send(true);
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+    }
+}
