@@ -7,8 +7,8 @@ use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
 
 use super::population::Source;
-use super::rows::pick;
 use super::text;
+use super::text::pick;
 pub(super) fn user_properties(
     rng: &mut impl Rng,
     user: Option<(&str, Option<&str>, &str)>,

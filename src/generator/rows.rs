@@ -6,12 +6,12 @@
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use rand::Rng;
-use rand::seq::IndexedRandom;
 use serde_json::{Value, json};
 
 use super::events::{choose_event, group_identify, user_properties};
 use super::population::{Device, Population, Session, Source, User};
 use super::row::RowObject;
+use super::text::pick;
 use super::{GeneratedRow, Intent, text};
 use crate::outcome::SkipReason;
 
@@ -476,10 +476,6 @@ fn vary_field_order(rng: &mut impl Rng, row: &mut RowObject) {
         1 => row.rotate(rng.random_range(1..40)),
         _ => {}
     }
-}
-
-pub(super) fn pick<'a>(rng: &mut impl Rng, items: &[&'a str]) -> &'a str {
-    items.choose(rng).copied().unwrap_or_default()
 }
 
 fn event_delay(rng: &mut impl Rng) -> Duration {

@@ -250,3 +250,9 @@ pub const CARRIERS: &[&str] = &[
     "NTT DOCOMO",
     "--",
 ];
+
+/// One of `items`, drawn with `rng` (an empty list gives "").
+pub fn pick<'a>(rng: &mut impl rand::Rng, items: &[&'a str]) -> &'a str {
+    use rand::seq::IndexedRandom;
+    items.choose(rng).copied().unwrap_or_default()
+}

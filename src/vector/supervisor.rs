@@ -56,7 +56,14 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     let sidecar = Sidecar::start(&runtime, &workspace, options)?;
     let metrics_address =
         free_loopback_port().map_err(|error| fail("no free loopback port", &error))?;
-    workspace.write(&roots, options, &sidecar.address, &metrics_address)?;
+    let config = super::config::render(
+        &workspace,
+        &roots,
+        options,
+        &sidecar.address,
+        &metrics_address,
+    );
+    workspace.write(&config, options)?;
 
     let resumed = super::resume::resume(&workspace.data(), SOURCE_ID, &dirs, false)
         .map_err(|error| fail("resume failed", &error))?;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::file_source::{Root, absolute};
+use super::file_source::absolute;
 use crate::migrate::{MigrateError, MigrateOptions};
 
 /// Where a run's files are.
@@ -57,14 +57,8 @@ impl Workspace {
         self.dir.join("secrets")
     }
 
-    /// Writes the config, the program and the key.
-    pub fn write(
-        &self,
-        roots: &[Root],
-        options: &MigrateOptions,
-        sidecar: &str,
-        metrics: &str,
-    ) -> Result<(), MigrateError> {
+    /// Writes the config (rendered by [`super::config::render`]), the program and the key.
+    pub fn write(&self, config: &str, options: &MigrateOptions) -> Result<(), MigrateError> {
         let write = |path: PathBuf, bytes: &[u8]| {
             crate::fs::write_atomically(&path, bytes)
                 .map_err(|source| MigrateError::Write { path, source })
@@ -73,7 +67,6 @@ impl Workspace {
             self.program(),
             crate::vrl_engine::MAPPING_PROGRAM.as_bytes(),
         )?;
-        let config = super::config::render(self, roots, options, sidecar, metrics);
         write(self.config(), config.as_bytes())?;
         self.write_key(&options.api_key)
     }

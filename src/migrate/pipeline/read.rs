@@ -8,7 +8,7 @@ use std::sync::mpsc::{Sender, SyncSender};
 use super::super::progress::LiveCounts;
 use super::plan::Plan;
 use super::{CHUNK_BYTES, CHUNK_ROWS, Chunk, Commit, StopSwitch};
-use crate::input::{InputSource, LineReader};
+use crate::input::{InputSource, Line, LineReader};
 
 /// Counts bytes read from the raw file, for progress.
 struct Counting<R> {
@@ -86,11 +86,7 @@ pub(super) fn read_files(
                 continue;
             }
         };
-        let mut index = plan.first_chunk;
-        let mut lines = Vec::new();
-        let mut oversized = Vec::new();
-        let mut bytes = 0;
-        let mut last_line = plan.skip_lines;
+        let mut filling = Filling::new(&plan);
         let mut buffer = Vec::new();
         loop {
             if switch.is_on() {
@@ -99,59 +95,21 @@ pub(super) fn read_files(
             match reader.next_line(&mut buffer) {
                 Ok(Some(line)) if line.number <= plan.skip_lines => {}
                 Ok(Some(line)) => {
-                    bytes += buffer.len();
-                    last_line = line.number;
-                    if let Some(length) = line.oversized {
-                        oversized.push((line.number, length));
-                    }
-                    lines.push((line.number, std::mem::take(&mut buffer)));
-                    if lines.len() >= CHUNK_ROWS || bytes >= CHUNK_BYTES {
-                        let chunk = Chunk {
-                            file: plan.file,
-                            index,
-                            name: plan.name.clone(),
-                            lines: std::mem::take(&mut lines),
-                            oversized: std::mem::take(&mut oversized),
-                            last_line,
-                            end_of_file: false,
-                        };
-                        if !hand(chunk) {
-                            return;
-                        }
-                        index += 1;
-                        bytes = 0;
+                    filling.push(line, std::mem::take(&mut buffer));
+                    if filling.is_full() && !hand(filling.take(&plan, false)) {
+                        return;
                     }
                 }
                 Ok(None) => {
-                    let chunk = Chunk {
-                        file: plan.file,
-                        index,
-                        name: plan.name.clone(),
-                        lines: std::mem::take(&mut lines),
-                        oversized: std::mem::take(&mut oversized),
-                        last_line,
-                        end_of_file: true,
-                    };
-                    if !hand(chunk) {
+                    if !hand(filling.take(&plan, true)) {
                         return;
                     }
                     break;
                 }
                 Err(error) => {
                     // What was read is migrated; the file is reported, not finished.
-                    if !lines.is_empty() {
-                        let chunk = Chunk {
-                            file: plan.file,
-                            index,
-                            name: plan.name.clone(),
-                            lines: std::mem::take(&mut lines),
-                            oversized: std::mem::take(&mut oversized),
-                            last_line,
-                            end_of_file: false,
-                        };
-                        if !hand(chunk) {
-                            return;
-                        }
+                    if !filling.lines.is_empty() && !hand(filling.take(&plan, false)) {
+                        return;
                     }
                     let _ = commit.send(Commit::Problem {
                         file: plan.file,
@@ -161,5 +119,55 @@ pub(super) fn read_files(
                 }
             }
         }
+    }
+}
+
+/// The chunk being filled from one file.
+struct Filling {
+    index: u64,
+    lines: Vec<(u64, Vec<u8>)>,
+    oversized: Vec<(u64, u64)>,
+    bytes: usize,
+    last_line: u64,
+}
+
+impl Filling {
+    fn new(plan: &Plan) -> Filling {
+        Filling {
+            index: plan.first_chunk,
+            lines: Vec::new(),
+            oversized: Vec::new(),
+            bytes: 0,
+            last_line: plan.skip_lines,
+        }
+    }
+
+    fn push(&mut self, line: Line, bytes: Vec<u8>) {
+        self.bytes += bytes.len();
+        self.last_line = line.number;
+        if let Some(length) = line.oversized {
+            self.oversized.push((line.number, length));
+        }
+        self.lines.push((line.number, bytes));
+    }
+
+    fn is_full(&self) -> bool {
+        self.lines.len() >= CHUNK_ROWS || self.bytes >= CHUNK_BYTES
+    }
+
+    /// The chunk filled so far (empty for a file's done part that ends it), and a new one.
+    fn take(&mut self, plan: &Plan, end_of_file: bool) -> Chunk {
+        let chunk = Chunk {
+            file: plan.file,
+            index: self.index,
+            name: plan.name.clone(),
+            lines: std::mem::take(&mut self.lines),
+            oversized: std::mem::take(&mut self.oversized),
+            last_line: self.last_line,
+            end_of_file,
+        };
+        self.index += 1;
+        self.bytes = 0;
+        chunk
     }
 }
