@@ -122,21 +122,20 @@ async fn records(
 }
 
 async fn status(State(state): State<IntakeState>) -> Result<Response, IntakeError> {
-    let counts = counts(&state).await?;
-    let mut value = serde_json::to_value(&counts).unwrap_or_default();
-    value["credentials_error"] = state
-        .signals
-        .credentials_error
-        .load(Ordering::SeqCst)
-        .into();
-    value["wrong_host"] = state
+    // The flags first: the sender records its `last_error` before it raises one, so a status
+    // that shows a flag also shows why.
+    let credentials_error = state.signals.credentials_error.load(Ordering::SeqCst);
+    let wrong_host = state
         .signals
         .wrong_host
         .lock()
         .expect("signals")
         .as_ref()
-        .map_or(0, |(status, _)| *status)
-        .into();
+        .map_or(0, |(status, _)| *status);
+    let counts = counts(&state).await?;
+    let mut value = serde_json::to_value(&counts).unwrap_or_default();
+    value["credentials_error"] = credentials_error.into();
+    value["wrong_host"] = wrong_host.into();
     Ok(axum::Json(value).into_response())
 }
 
