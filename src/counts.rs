@@ -167,6 +167,16 @@ impl Tally {
     }
 }
 
+/// Adds one row to per-day counts: its outcome's counts on its day (`None`: [`UNKNOWN_DAY`]).
+pub fn count_row(counts: &mut DayCounts, day: Option<&str>, outcome: &MappingOutcome) {
+    let day = day.unwrap_or(UNKNOWN_DAY);
+    for (metric, reason, value) in outcome_counts(outcome) {
+        *counts
+            .entry((day.to_owned(), metric, reason.to_owned()))
+            .or_default() += value;
+    }
+}
+
 /// What one row counts for, by its outcome: `(metric, reason, count)`.
 pub fn outcome_counts(outcome: &MappingOutcome) -> Vec<(Metric, &str, u64)> {
     match outcome {

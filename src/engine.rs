@@ -23,7 +23,28 @@ pub trait RowMapper: Send {
 
     /// The outcome, the row's identity records (docs/MAPPING.md §3.1) and its day.
     fn map_line_with_identities(&mut self, line: &[u8]) -> MappedRow;
+
+    /// [`RowMapper::map_line`] of a row as read: one too long to hold (`oversized`, see
+    /// [`crate::input::Line`]) is `event_too_large` without being mapped.
+    fn map_read(&mut self, line: &[u8], oversized: Option<u64>) -> MappingOutcome {
+        match oversized {
+            Some(_) => MappingOutcome::Rejected(TOO_LARGE),
+            None => self.map_line(line),
+        }
+    }
+
+    /// [`RowMapper::map_line_with_identities`] of a row as read, as [`RowMapper::map_read`].
+    fn map_read_with_identities(&mut self, line: &[u8], oversized: Option<u64>) -> MappedRow {
+        match oversized {
+            Some(_) => MappedRow::refused(TOO_LARGE),
+            None => self.map_line_with_identities(line),
+        }
+    }
 }
+
+/// The refusal of a row too long to hold.
+const TOO_LARGE: amplitude_posthog_transform::RejectReason =
+    amplitude_posthog_transform::RejectReason::EventTooLarge;
 
 impl RowMapper for crate::wasm_engine::WasmMapper {
     fn map_line(&mut self, line: &[u8]) -> MappingOutcome {

@@ -6,9 +6,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use amplitude_posthog_transform::{MappedRow, RejectReason};
-
-use crate::counts::{DayCounts, UNKNOWN_DAY, outcome_counts};
+use crate::counts::{DayCounts, count_row};
+use crate::engine::{NativeMapper, RowMapper};
 use crate::input::{InputError, InputSource, LineReader};
 use crate::zip_member::ZipMember;
 
@@ -188,17 +187,8 @@ fn count_block(block: &[Row], threads: usize) -> DayCounts {
 fn count_rows(rows: &[Row]) -> DayCounts {
     let mut counts = DayCounts::new();
     for row in rows {
-        let mapped = match row.oversized {
-            // Too long to hold: refused without being mapped.
-            Some(_) => MappedRow::refused(RejectReason::EventTooLarge),
-            None => amplitude_posthog_transform::map_line_with_identities(&row.bytes),
-        };
-        let day = mapped.day.unwrap_or_else(|| UNKNOWN_DAY.to_owned());
-        for (metric, reason, value) in outcome_counts(&mapped.outcome) {
-            *counts
-                .entry((day.clone(), metric, reason.to_owned()))
-                .or_default() += value;
-        }
+        let mapped = NativeMapper.map_read_with_identities(&row.bytes, row.oversized);
+        count_row(&mut counts, mapped.day.as_deref(), &mapped.outcome);
     }
     counts
 }

@@ -117,14 +117,9 @@ fn fill_block(reader: &mut LineReader, block: &mut Vec<Row>) -> Option<InputErro
     None
 }
 
-/// A row's outcome; one too long to hold is `event_too_large` without being mapped.
+/// A row's outcome (one too long to hold is refused without being mapped).
 fn map_row(mapper: &mut dyn RowMapper, row: &Row) -> MappingOutcome {
-    match row.oversized {
-        Some(_) => {
-            MappingOutcome::Rejected(amplitude_posthog_transform::RejectReason::EventTooLarge)
-        }
-        None => mapper.map_line(&row.bytes),
-    }
+    mapper.map_read(&row.bytes, row.oversized)
 }
 
 fn map_block(

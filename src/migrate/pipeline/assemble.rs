@@ -17,7 +17,7 @@ use super::super::state::Example;
 use super::super::summary::MigrationSummary;
 use super::super::{MigrateError, MigrateOptions};
 use super::{Batch, COMPONENT, Chunk, Commit, DryRun, EventOrigin, MappedChunk, Pending};
-use crate::counts::{DayCounts, Metric, UNKNOWN_DAY, outcome_counts};
+use crate::counts::{DayCounts, Metric, UNKNOWN_DAY, count_row};
 use crate::dead_letter::DeadLetter;
 use crate::outcome::MappingOutcome;
 
@@ -129,13 +129,8 @@ fn sort(
     };
     let pending = &mut sorted.pending;
     for ((line, row), mapped) in chunk.lines.iter().zip(mapped) {
+        count_row(&mut pending.counts, mapped.day.as_deref(), &mapped.outcome);
         let day = mapped.day.clone().unwrap_or_else(|| UNKNOWN_DAY.to_owned());
-        for (metric, reason, value) in outcome_counts(&mapped.outcome) {
-            *pending
-                .counts
-                .entry((day.clone(), metric, reason.to_owned()))
-                .or_default() += value;
-        }
         let not_mapped = match &mapped.outcome {
             MappingOutcome::Events(_) => None,
             MappingOutcome::Skipped(reason) => Some((Metric::Skipped, reason.as_str())),

@@ -3,8 +3,6 @@
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use amplitude_posthog_transform::MappedRow;
-
 use super::{CHUNKS_QUEUED, Chunk, MappedChunk, named};
 use crate::engine::Engine;
 
@@ -32,13 +30,7 @@ pub(super) fn spawn(engine: &Engine, count: usize) -> Mappers {
                 let mapped = chunk
                     .lines
                     .iter()
-                    .map(|(number, line)| match chunk.cut(*number) {
-                        // Too long to hold: refused without being mapped.
-                        Some(_) => MappedRow::refused(
-                            amplitude_posthog_transform::RejectReason::EventTooLarge,
-                        ),
-                        None => mapper.map_line_with_identities(line),
-                    })
+                    .map(|(number, line)| mapper.map_read_with_identities(line, chunk.cut(*number)))
                     .collect();
                 if mapped_tx.send(MappedChunk { chunk, mapped }).is_err() {
                     break;
