@@ -83,12 +83,12 @@ pub fn identity_letter(event: &serde_json::Value, reason: &str) -> String {
 
 /// Writes a dead letter for every identity update the store holds as refused, one per line.
 pub fn write_identity_letters(
-    store: &posthog_alias_sink::store::Store,
+    store: &posthog_identity_sidecar::store::Store,
     writer: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     store
         .for_each_refused(|entry, reason| {
-            let letter = identity_letter(&posthog_alias_sink::posthog::event(entry), reason);
+            let letter = identity_letter(&posthog_identity_sidecar::posthog::event(entry), reason);
             writer.write_all(letter.as_bytes())?;
             writer.write_all(b"\n")
         })

@@ -1,6 +1,6 @@
 //! Intake throughput with deduplication into SQLite, with 10 M distinct pairs already stored.
 //!
-//! `cargo bench -p posthog-alias-sink --bench intake`. The 10 M-pair database is built once
+//! `cargo bench -p posthog-identity-sidecar --bench intake`. The 10 M-pair database is built once
 //! under `target/bench-data/` (about a minute) and reused. Results go to BENCHMARKS.md.
 
 use std::path::PathBuf;
@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use posthog_alias_sink::records::{IdentityPair, RecordBatch, parse_batch};
-use posthog_alias_sink::store::Store;
+use posthog_identity_sidecar::records::{IdentityPair, RecordBatch, parse_batch};
+use posthog_identity_sidecar::store::Store;
 
 const STORED_PAIRS: u64 = 10_000_000;
 const BATCH: u64 = 20_000;

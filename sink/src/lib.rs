@@ -1,4 +1,4 @@
-//! `posthog-alias-sink`: the identity sidecar of the Amplitude → PostHog migration.
+//! `posthog-identity-sidecar`: the identity sidecar of the Amplitude → PostHog migration.
 //!
 //! Vector sends it identity records (the mapping's, `docs/MAPPING.md` §3.1, routed by
 //! `vector.toml`); it stores each device → user pair

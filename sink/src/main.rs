@@ -1,4 +1,4 @@
-//! The `posthog-alias-sink` command line: `serve`, `status`, `flush`.
+//! The `posthog-identity-sidecar` command line: `serve`, `status`, `flush`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,13 +10,13 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 
-use posthog_alias_sink::intake;
-use posthog_alias_sink::sender::{self, SenderConfig, SenderSignals, Stopped};
-use posthog_alias_sink::store::Store;
+use posthog_identity_sidecar::intake;
+use posthog_identity_sidecar::sender::{self, SenderConfig, SenderSignals, Stopped};
+use posthog_identity_sidecar::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
-    name = "posthog-alias-sink",
+    name = "posthog-identity-sidecar",
     version,
     about = "Identity sidecar: each device → user link to PostHog exactly once"
 )]
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("posthog-alias-sink: {error:#}");
+            eprintln!("posthog-identity-sidecar: {error:#}");
             ExitCode::FAILURE
         }
     }

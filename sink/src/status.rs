@@ -3,6 +3,10 @@
 
 use crate::store::OutboxCounts;
 
+/// The prefix of every metric name. It keeps the binary's former name
+/// (`posthog-alias-sink`): dashboards and alerts are built on these names.
+const METRIC_PREFIX: &str = "posthog_alias_sink_";
+
 /// Prometheus text exposition of the counts.
 pub fn prometheus(counts: &OutboxCounts, credentials_error: bool) -> String {
     let metrics: [(&str, &str, &str, u64); 11] = [
@@ -75,7 +79,7 @@ pub fn prometheus(counts: &OutboxCounts, credentials_error: bool) -> String {
     ];
     let mut out = String::new();
     for (name, kind, help, value) in metrics {
-        out.push_str(&format!("# HELP posthog_alias_sink_{name} {help}\n# TYPE posthog_alias_sink_{name} {kind}\nposthog_alias_sink_{name} {value}\n"));
+        out.push_str(&format!("# HELP {METRIC_PREFIX}{name} {help}\n# TYPE {METRIC_PREFIX}{name} {kind}\n{METRIC_PREFIX}{name} {value}\n"));
     }
     out
 }

@@ -18,7 +18,7 @@ const KEY: &str = "phc_sidecar_test_key";
 /// The sidecar binary of this package, started on any loopback port.
 fn start_sidecar(db: &Path, posthog: &str, key: &str, extra: &[&str]) -> Sidecar {
     Sidecar::start(
-        Path::new(env!("CARGO_BIN_EXE_posthog-alias-sink")),
+        Path::new(env!("CARGO_BIN_EXE_posthog-identity-sidecar")),
         "127.0.0.1:0",
         db,
         posthog,
@@ -391,7 +391,7 @@ fn bad_input_gets_a_400_naming_the_record_and_the_server_keeps_serving() {
     gzip.write_all(ndjson.as_bytes()).expect("gzip");
     assert_eq!(sidecar.post(&gzip.finish().expect("gzip")).0, 200);
     // `flush` waits until nothing is pending, then exits 0.
-    let flush = Command::new(env!("CARGO_BIN_EXE_posthog-alias-sink"))
+    let flush = Command::new(env!("CARGO_BIN_EXE_posthog-identity-sidecar"))
         .args(["flush", "--timeout-secs", "30", "--url", &sidecar.url])
         .output()
         .expect("flush runs");
@@ -402,7 +402,7 @@ fn bad_input_gets_a_400_naming_the_record_and_the_server_keeps_serving() {
     );
     assert_eq!(sidecar.status()["sent"], 3);
     // `status` reads the database directly.
-    let status = Command::new(env!("CARGO_BIN_EXE_posthog-alias-sink"))
+    let status = Command::new(env!("CARGO_BIN_EXE_posthog-identity-sidecar"))
         .args(["status", "--db"])
         .arg(&db)
         .output()

@@ -79,8 +79,8 @@ impl MigrateOptions {
 pub(crate) fn identity_sender_config(
     database: &std::path::Path,
     options: &MigrateOptions,
-) -> posthog_alias_sink::sender::SenderConfig {
-    posthog_alias_sink::sender::SenderConfig {
+) -> posthog_identity_sidecar::sender::SenderConfig {
+    posthog_identity_sidecar::sender::SenderConfig {
         database: database.to_path_buf(),
         batch_url: format!("{}/batch/", options.host.trim_end_matches('/')),
         api_key: options.api_key.clone(),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use posthog_alias_sink::store::OutboxCounts;
+use posthog_identity_sidecar::store::OutboxCounts;
 
 use super::Stop;
 use crate::counts::{DayCounts, Tally};

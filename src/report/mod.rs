@@ -112,7 +112,7 @@ impl Report {
             return Report::from_json(state_dir);
         }
         let state = State::open(state_dir)?;
-        let store = posthog_alias_sink::store::Store::open(&database).map_err(|error| {
+        let store = posthog_identity_sidecar::store::Store::open(&database).map_err(|error| {
             ReportError::Identities {
                 path: database.clone(),
                 error: error.to_string(),
@@ -171,7 +171,7 @@ impl Report {
     }
 
     /// The identity store's totals: what is pending, refused, and the groups sent.
-    pub fn set_identities(&mut self, outbox: &posthog_alias_sink::store::OutboxCounts) {
+    pub fn set_identities(&mut self, outbox: &posthog_identity_sidecar::store::OutboxCounts) {
         self.aliases_pending = outbox.pending;
         self.aliases_refused = outbox.failed;
         self.groups_pending = outbox.groups_pending;

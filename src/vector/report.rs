@@ -124,7 +124,7 @@ pub fn report(
     let (mut summary, mut counts) = count_export(inputs)?;
     delivered_as_produced(&mut counts);
     let identities = match sidecar_db {
-        Some(path) => posthog_alias_sink::store::Store::open(path)
+        Some(path) => posthog_identity_sidecar::store::Store::open(path)
             .and_then(|store| Ok((store.daily_counts()?, store.counts()?)))
             .map(Some)
             .map_err(|error| MigrateError::Identities(error.to_string()))?,

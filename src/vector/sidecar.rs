@@ -1,14 +1,14 @@
-//! The identity sidecar of a Vector-carried migration, in this process: the `posthog-alias-sink`
-//! library's intake on a loopback port (Vector's `identity_sidecar` sink posts to it) and its
-//! sender to PostHog, on the workspace's `identities.sqlite`.
+//! The identity sidecar of a Vector-carried migration, in this process: the
+//! `posthog-identity-sidecar` library's intake on a loopback port (Vector's `identity_sidecar`
+//! sink posts to it) and its sender to PostHog, on the workspace's `identities.sqlite`.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use posthog_alias_sink::intake;
-use posthog_alias_sink::sender::{self, SenderSignals};
-use posthog_alias_sink::store::Store;
+use posthog_identity_sidecar::intake;
+use posthog_identity_sidecar::sender::{self, SenderSignals};
+use posthog_identity_sidecar::store::Store;
 use tokio::sync::watch;
 
 use super::workspace::Workspace;

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use amplitude_posthog_transform::IdentityRecord;
 use std::sync::mpsc::{Receiver, Sender};
 
-use posthog_alias_sink::records::RecordBatch;
-use posthog_alias_sink::store::Store;
+use posthog_identity_sidecar::records::RecordBatch;
+use posthog_identity_sidecar::store::Store;
 
 use super::super::progress::LiveCounts;
 use super::super::state::Example;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use posthog_alias_sink::store::Store;
+use posthog_identity_sidecar::store::Store;
 
 use super::super::state::{ChunkCommit, Example, State};
 use super::super::summary::MigrationSummary;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use posthog_alias_sink::sender::SenderSignals;
-use posthog_alias_sink::store::Store;
+use posthog_identity_sidecar::sender::SenderSignals;
+use posthog_identity_sidecar::store::Store;
 use tokio::sync::watch;
 
 use super::super::{MigrateError, MigrateOptions, Stop};
@@ -29,7 +29,8 @@ pub(super) fn start_sender(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let task_signals = signals.clone();
     runtime.spawn(async move {
-        if let Err(error) = posthog_alias_sink::sender::run(config, task_signals, shutdown_rx).await
+        if let Err(error) =
+            posthog_identity_sidecar::sender::run(config, task_signals, shutdown_rx).await
         {
             tracing::error!("the identity sender stopped: {error:#}");
         }

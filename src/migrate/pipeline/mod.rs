@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use amplitude_posthog_transform::MappedRow;
-use posthog_alias_sink::store::Store;
 use posthog_client::Client;
+use posthog_identity_sidecar::store::Store;
 use tokio::sync::watch;
 
 use super::progress::{LiveCounts, Progress};

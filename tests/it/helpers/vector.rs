@@ -95,10 +95,10 @@ fn sidecar_binary() -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    let binary = dir.join("posthog-alias-sink");
+    let binary = dir.join("posthog-identity-sidecar");
     assert!(
         binary.is_file(),
-        "{} is missing: build the workspace first (cargo build --release -p posthog-alias-sink)",
+        "{} is missing: build the workspace first (cargo build --release -p posthog-identity-sidecar)",
         binary.display()
     );
     binary

@@ -73,7 +73,7 @@ impl Drop for Process {
     }
 }
 
-/// A running identity sidecar (`posthog-alias-sink serve`) on loopback.
+/// A running identity sidecar (`posthog-identity-sidecar serve`) on loopback.
 pub struct Sidecar {
     pub process: Process,
     /// `http://127.0.0.1:<port>`
