@@ -113,16 +113,21 @@ fn is_zip(path: &Path) -> bool {
         .is_some_and(|extension| extension.eq_ignore_ascii_case("zip"))
 }
 
-/// A failure to read an input, naming the input and what to do about it.
+/// A failure to read an input, naming the input and what to do about it. The I/O error is
+/// both in the message and the source (the command line tells it once).
 #[derive(Debug, thiserror::Error)]
-/// (The I/O error is part of the message, not a separate source, so it is told once.)
 pub enum InputError {
     #[error("cannot open {path}: {error}")]
-    Open { path: String, error: io::Error },
+    Open {
+        path: String,
+        #[source]
+        error: io::Error,
+    },
     #[error("cannot read {path} after line {line}: {error}")]
     Read {
         path: String,
         line: u64,
+        #[source]
         error: io::Error,
     },
 }

@@ -75,8 +75,12 @@ pub enum VerifyError {
     Refused { status: u16, project_id: u64 },
     #[error("PostHog's query API answered {status}: {body}")]
     Failed { status: u16, body: String },
-    #[error("cannot reach PostHog's query API at {url}: {error}")]
-    Network { url: String, error: String },
+    #[error("cannot reach PostHog's query API at {url}: {source}")]
+    Network {
+        url: String,
+        /// Without its URL (the message names it once).
+        source: reqwest::Error,
+    },
     #[error("PostHog's query API answered something other than rows: {0}")]
     Answer(String),
 }
@@ -131,7 +135,7 @@ impl QueryApi {
                     if attempt >= self.max_attempts {
                         return Err(VerifyError::Network {
                             url: self.url.clone(),
-                            error: error.without_url().to_string(),
+                            source: error.without_url(),
                         });
                     }
                     backoff

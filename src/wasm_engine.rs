@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use wasmtime::{
     Config, Engine, Instance, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, TypedFunc,
+    WasmParams, WasmResults,
 };
 
 use amplitude_posthog_transform::{ABI_VERSION, IdentityRecord, MappedRow};
@@ -39,11 +40,11 @@ impl Default for WasmLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum WasmLoadError {
     #[error("the WebAssembly module does not compile: {0}")]
-    Compile(String),
+    Compile(#[source] wasmtime::Error),
     #[error("the WebAssembly module must not import anything, but imports {0}")]
     Imports(String),
     #[error("the WebAssembly module does not work: {0}")]
-    Instance(String),
+    Instance(#[source] InstanceError),
     #[error("the WebAssembly module implements ABI version {found}, this host needs {expected}")]
     AbiVersion { found: u32, expected: u32 },
 }
@@ -66,10 +67,8 @@ impl WasmModule {
     pub fn from_bytes(bytes: &[u8], limits: WasmLimits) -> Result<Self, WasmLoadError> {
         let mut config = Config::new();
         config.consume_fuel(true);
-        let engine =
-            Engine::new(&config).map_err(|error| WasmLoadError::Compile(error.to_string()))?;
-        let module = Module::new(&engine, bytes)
-            .map_err(|error| WasmLoadError::Compile(error.to_string()))?;
+        let engine = Engine::new(&config).map_err(WasmLoadError::Compile)?;
+        let module = Module::new(&engine, bytes).map_err(WasmLoadError::Compile)?;
         let imports: Vec<String> = module
             .imports()
             .map(|import| format!("{}::{}", import.module(), import.name()))
@@ -126,40 +125,20 @@ impl LiveInstance {
             .build();
         let mut store = Store::new(&module.engine, limits);
         store.limiter(|limits| limits);
-        store
-            .set_fuel(module.limits.fuel_per_row)
-            .map_err(|error| error.to_string())?;
-        let instance =
-            Instance::new(&mut store, &module.module, &[]).map_err(|error| error.to_string())?;
+        store.set_fuel(module.limits.fuel_per_row)?;
+        let instance = Instance::new(&mut store, &module.module, &[])?;
         let memory = instance
             .get_memory(&mut store, "memory")
-            .ok_or("no exported `memory`")?;
-        let function = |store: &mut Store<StoreLimits>, name: &str| {
-            instance
-                .get_func(&mut *store, name)
-                .ok_or_else(|| format!("no exported `{name}`"))
-        };
-        let alloc = function(&mut store, "alloc")?
-            .typed(&store)
-            .map_err(|error| format!("`alloc`: {error}"))?;
-        let dealloc = function(&mut store, "dealloc")?
-            .typed(&store)
-            .map_err(|error| format!("`dealloc`: {error}"))?;
-        let transform = function(&mut store, "transform")?
-            .typed(&store)
-            .map_err(|error| format!("`transform`: {error}"))?;
-        let abi_version: TypedFunc<(), u32> = function(&mut store, "abi_version")?
-            .typed(&store)
-            .map_err(|error| format!("`abi_version`: {error}"))?;
-        let found = abi_version
-            .call(&mut store, ())
-            .map_err(|error| error.to_string())?;
+            .ok_or(InstanceError::NoExport("memory"))?;
+        let alloc = typed_export(&instance, &mut store, "alloc")?;
+        let dealloc = typed_export(&instance, &mut store, "dealloc")?;
+        let transform = typed_export(&instance, &mut store, "transform")?;
+        let abi_version: TypedFunc<(), u32> = typed_export(&instance, &mut store, "abi_version")?;
+        let found = abi_version.call(&mut store, ())?;
         if found != ABI_VERSION {
             return Err(InstanceError::AbiVersion(found));
         }
-        let transform_full = function(&mut store, "transform_full")?
-            .typed(&store)
-            .map_err(|error| format!("`transform_full`: {error}"))?;
+        let transform_full = typed_export(&instance, &mut store, "transform_full")?;
         Ok(LiveInstance {
             store,
             memory,
@@ -172,36 +151,49 @@ impl LiveInstance {
     }
 
     /// Runs `export` on one line and returns the result object's bytes.
-    fn call(&mut self, export: Export, line: &[u8]) -> Result<Vec<u8>, String> {
-        self.store
-            .set_fuel(self.fuel_per_row)
-            .map_err(|error| error.to_string())?;
-        let length =
-            u32::try_from(line.len()).map_err(|_| "the row is larger than 4 GiB".to_owned())?;
-        let input = self
-            .alloc
-            .call(&mut self.store, length)
-            .map_err(|error| error.to_string())?;
+    fn call(&mut self, export: Export, line: &[u8]) -> Result<Vec<u8>, InstanceError> {
+        self.store.set_fuel(self.fuel_per_row)?;
+        let length = u32::try_from(line.len()).map_err(InstanceError::RowTooLarge)?;
+        let input = self.alloc.call(&mut self.store, length)?;
         self.memory
             .write(&mut self.store, input as usize, line)
-            .map_err(|error| format!("writing the row: {error}"))?;
+            .map_err(|source| InstanceError::Memory {
+                what: "writing the row",
+                source,
+            })?;
         let function = match export {
             Export::Transform => &self.transform,
             Export::TransformFull => &self.transform_full,
         };
-        let packed = function
-            .call(&mut self.store, (input, length))
-            .map_err(|error| error.to_string())?;
+        let packed = function.call(&mut self.store, (input, length))?;
         let (output, output_length) = ((packed >> 32) as u32, packed as u32);
         let mut result = vec![0; output_length as usize];
         self.memory
             .read(&self.store, output as usize, &mut result)
-            .map_err(|error| format!("reading the result: {error}"))?;
+            .map_err(|source| InstanceError::Memory {
+                what: "reading the result",
+                source,
+            })?;
         self.dealloc
-            .call(&mut self.store, (output, output_length))
-            .map_err(|error| error.to_string())?;
+            .call(&mut self.store, (output, output_length))?;
         Ok(result)
     }
+}
+
+/// The function `name` exports, with the signature the ABI gives it.
+fn typed_export<Params: WasmParams, Results: WasmResults>(
+    instance: &Instance,
+    store: &mut Store<StoreLimits>,
+    name: &'static str,
+) -> Result<TypedFunc<Params, Results>, InstanceError> {
+    instance
+        .get_func(&mut *store, name)
+        .ok_or(InstanceError::NoExport(name))?
+        .typed(&*store)
+        .map_err(|source| InstanceError::Signature {
+            export: name,
+            source,
+        })
 }
 
 /// Maps rows through one reused instance; one per worker.
@@ -245,60 +237,68 @@ impl WasmMapper {
         self.discarded
     }
 
-    fn live_instance(&mut self) -> Result<&mut LiveInstance, String> {
+    fn live_instance(&mut self) -> Result<&mut LiveInstance, InstanceError> {
         match &mut self.instance {
             Some(instance) => Ok(instance),
-            empty => {
-                Ok(empty.insert(LiveInstance::new(&self.module).map_err(InstanceError::reason)?))
-            }
+            empty => Ok(empty.insert(LiveInstance::new(&self.module)?)),
         }
     }
 }
 
-/// Why an instance cannot be used: it failed, or its module implements another ABI.
-enum InstanceError {
-    Failed(String),
+/// Why an instance cannot be built, or a call into it failed: the message of
+/// [`WasmLoadError::Instance`], or of a row's `unexpected` refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// wasmtime refused: instantiation, fuel, or a call that trapped (out of fuel, out of
+    /// memory, a bug in the module).
+    #[error("{0}")]
+    Wasmtime(#[from] wasmtime::Error),
+    #[error("no exported `{0}`")]
+    NoExport(&'static str),
+    /// An export the ABI defines has another signature.
+    #[error("`{export}`: {source}")]
+    Signature {
+        export: &'static str,
+        #[source]
+        source: wasmtime::Error,
+    },
+    #[error("the module implements ABI version {0}")]
     AbiVersion(u32),
-}
-
-impl InstanceError {
-    fn reason(self) -> String {
-        match self {
-            InstanceError::Failed(reason) => reason,
-            InstanceError::AbiVersion(found) => {
-                format!("the module implements ABI version {found}")
-            }
-        }
-    }
+    #[error("the row is larger than 4 GiB")]
+    RowTooLarge(#[source] std::num::TryFromIntError),
+    /// The module's memory could not be written or read.
+    #[error("{what}: {source}")]
+    Memory {
+        what: &'static str,
+        #[source]
+        source: wasmtime::MemoryAccessError,
+    },
+    /// The result object breaks the ABI.
+    #[error("the result is not UTF-8")]
+    ResultNotUtf8(#[source] std::str::Utf8Error),
+    #[error("the result is not a result object: {0}")]
+    ResultNotObject(#[source] serde_json::Error),
+    #[error("unknown skip reason {0:?}")]
+    UnknownSkipReason(String),
+    #[error("the result object must hold exactly one of events, skipped, rejected")]
+    AmbiguousResult,
 }
 
 impl From<InstanceError> for WasmLoadError {
     fn from(error: InstanceError) -> Self {
         match error {
-            InstanceError::Failed(reason) => WasmLoadError::Instance(reason),
             InstanceError::AbiVersion(found) => WasmLoadError::AbiVersion {
                 found,
                 expected: ABI_VERSION,
             },
+            error => WasmLoadError::Instance(error),
         }
-    }
-}
-
-impl From<String> for InstanceError {
-    fn from(reason: String) -> Self {
-        InstanceError::Failed(reason)
-    }
-}
-
-impl From<&str> for InstanceError {
-    fn from(reason: &str) -> Self {
-        InstanceError::Failed(reason.to_owned())
     }
 }
 
 /// A result object: `{"events":[…]}`, `{"skipped":"…"}` or `{"rejected":"…"}` (events kept
 /// as their exact bytes), with `"identities":[…]` and `"day"` from `transform_full`.
-fn parse_result(bytes: &[u8]) -> Result<MappedRow, String> {
+fn parse_result(bytes: &[u8]) -> Result<MappedRow, InstanceError> {
     #[derive(Deserialize)]
     struct ResultObject<'a> {
         #[serde(borrow)]
@@ -309,9 +309,9 @@ fn parse_result(bytes: &[u8]) -> Result<MappedRow, String> {
         identities: Vec<IdentityRecord>,
         day: Option<String>,
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| "the result is not UTF-8".to_owned())?;
-    let result: ResultObject = serde_json::from_str(text)
-        .map_err(|error| format!("the result is not a result object: {error}"))?;
+    let text = std::str::from_utf8(bytes).map_err(InstanceError::ResultNotUtf8)?;
+    let result: ResultObject =
+        serde_json::from_str(text).map_err(InstanceError::ResultNotObject)?;
     let outcome = match (result.events, result.skipped, result.rejected) {
         (Some(events), None, None) => MappingOutcome::Events(
             events
@@ -321,13 +321,9 @@ fn parse_result(bytes: &[u8]) -> Result<MappedRow, String> {
         ),
         (None, Some(reason), None) => SkipReason::parse(&reason)
             .map(MappingOutcome::Skipped)
-            .ok_or(format!("unknown skip reason {reason:?}"))?,
+            .ok_or(InstanceError::UnknownSkipReason(reason))?,
         (None, None, Some(reason)) => MappingOutcome::Rejected(RejectReason::parse(&reason)),
-        _ => {
-            return Err(
-                "the result object must hold exactly one of events, skipped, rejected".to_owned(),
-            );
-        }
+        _ => return Err(InstanceError::AmbiguousResult),
     };
     Ok(MappedRow {
         outcome,

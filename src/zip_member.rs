@@ -22,13 +22,10 @@ pub struct ZipMember {
 
 /// Members whose names end with `.json.gz`, in the zip's order.
 pub fn list(zip: &Path) -> io::Result<Vec<ZipMember>> {
-    let mut archive = zip::ZipArchive::new(BufReader::new(File::open(zip)?))
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
+    let mut archive = archive(zip)?;
     let mut members = Vec::new();
     for index in 0..archive.len() {
-        let member = archive
-            .by_index_raw(index)
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?;
+        let member = archive.by_index_raw(index).map_err(invalid)?;
         if member.is_file() && member.name().ends_with(".json.gz") {
             members.push(ZipMember {
                 name: member.name().to_owned(),
@@ -40,17 +37,23 @@ pub fn list(zip: &Path) -> io::Result<Vec<ZipMember>> {
     Ok(members)
 }
 
+/// The zip's central directory.
+fn archive(zip: &Path) -> io::Result<zip::ZipArchive<BufReader<File>>> {
+    zip::ZipArchive::new(BufReader::new(File::open(zip)?)).map_err(invalid)
+}
+
+/// A zip that is not what it should be, as an I/O error (keeping the cause).
+fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
 /// The unzipped bytes of the member called `name` (still gzip: the caller decompresses).
 pub fn open(zip: &Path, name: &str) -> io::Result<Box<dyn Read + Send>> {
-    let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidData, message);
     let (start, compressed, method) = {
-        let mut archive = zip::ZipArchive::new(BufReader::new(File::open(zip)?))
-            .map_err(|error| invalid(error.to_string()))?;
+        let mut archive = archive(zip)?;
         let mut found = None;
         for index in 0..archive.len() {
-            let member = archive
-                .by_index_raw(index)
-                .map_err(|error| invalid(error.to_string()))?;
+            let member = archive.by_index_raw(index).map_err(invalid)?;
             if member.name() == name {
                 found = Some((
                     member.data_start(),

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::records::parse_batch;
+use crate::records::{RecordError, parse_batch};
 use crate::sender::SenderSignals;
 use crate::status::prometheus;
 use crate::store::Store;
@@ -41,32 +41,37 @@ pub fn router(state: IntakeState) -> Router {
         .with_state(state)
 }
 
+#[derive(Debug, thiserror::Error)]
 enum IntakeError {
+    #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("the body exceeds {0} bytes")]
     TooLarge(usize),
-    Malformed(String),
+    #[error("invalid gzip: {0}")]
+    Gzip(#[source] std::io::Error),
+    #[error("{0}")]
+    Records(#[source] RecordError),
     /// The store failed: Vector retries 5xx, so nothing is lost.
-    Store(String),
+    #[error("cannot store the batch: {0}")]
+    Store(#[source] rusqlite::Error),
+    #[error("cannot store the batch: the store lock is poisoned")]
+    Poisoned,
+    /// The blocking task that holds the store panicked or was cancelled.
+    #[error("cannot store the batch: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl IntoResponse for IntakeError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            IntakeError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token".to_owned(),
-            ),
-            IntakeError::TooLarge(limit) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body exceeds {limit} bytes"),
-            ),
-            IntakeError::Malformed(message) => (StatusCode::BAD_REQUEST, message),
-            IntakeError::Store(message) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot store the batch: {message}"),
-            ),
+        let status = match self {
+            IntakeError::Unauthorized => StatusCode::UNAUTHORIZED,
+            IntakeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IntakeError::Gzip(_) | IntakeError::Records(_) => StatusCode::BAD_REQUEST,
+            IntakeError::Store(_) | IntakeError::Poisoned | IntakeError::Task(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
-        (status, axum::Json(json!({"error": message}))).into_response()
+        (status, axum::Json(json!({"error": self.to_string()}))).into_response()
     }
 }
 
@@ -95,7 +100,7 @@ async fn records(
         flate2::read::MultiGzDecoder::new(&body[..])
             .take(state.max_body_bytes as u64 + 1)
             .read_to_end(&mut out)
-            .map_err(|error| IntakeError::Malformed(format!("invalid gzip: {error}")))?;
+            .map_err(IntakeError::Gzip)?;
         if out.len() > state.max_body_bytes {
             return Err(IntakeError::TooLarge(state.max_body_bytes));
         }
@@ -103,18 +108,8 @@ async fn records(
     } else {
         body.to_vec()
     };
-    let batch = parse_batch(&body).map_err(|error| IntakeError::Malformed(error.to_string()))?;
-    let store = state.store.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| "the store lock is poisoned".to_owned())?
-            .ingest(&batch)
-            .map_err(|error| error.to_string())
-    })
-    .await
-    .map_err(|error| IntakeError::Store(error.to_string()))?
-    .map_err(IntakeError::Store)?;
+    let batch = parse_batch(&body).map_err(IntakeError::Records)?;
+    let result = with_store(&state, move |store| store.ingest(&batch)).await?;
     if result.new_aliases + result.changed_groups > 0 {
         state.signals.new_records.notify_one();
     }
@@ -149,15 +144,19 @@ async fn metrics(State(state): State<IntakeState>) -> Result<Response, IntakeErr
 }
 
 async fn counts(state: &IntakeState) -> Result<crate::store::OutboxCounts, IntakeError> {
+    with_store(state, |store| store.counts()).await
+}
+
+/// Runs `work` on the store on a blocking thread (SQLite blocks).
+async fn with_store<T: Send + 'static>(
+    state: &IntakeState,
+    work: impl FnOnce(&mut Store) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, IntakeError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| "the store lock is poisoned".to_owned())?
-            .counts()
-            .map_err(|error| error.to_string())
+        let mut store = store.lock().map_err(|_| IntakeError::Poisoned)?;
+        work(&mut store).map_err(IntakeError::Store)
     })
     .await
-    .map_err(|error| IntakeError::Store(error.to_string()))?
-    .map_err(IntakeError::Store)
+    .map_err(IntakeError::Task)?
 }

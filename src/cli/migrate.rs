@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::Context;
 
 use amplitude_posthog::engine::EngineKind;
 use amplitude_posthog::migrate::{DEFAULT_STATE_DIR, MigrateOptions, Stop, run};
@@ -84,15 +84,11 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         })?),
         _ => None,
     };
-    let url = reqwest::Url::parse(&args.posthog_host).map_err(|error| {
-        anyhow::anyhow!(
-            "--posthog-host {:?} is not a URL: {error}",
-            args.posthog_host
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        bail!("--posthog-host must be an http(s) URL such as https://us.i.posthog.com");
-    }
+    let url = super::http_url(
+        "--posthog-host",
+        &args.posthog_host,
+        "https://us.i.posthog.com",
+    )?;
     // The host as printed: never a user name or password the URL may carry.
     let shown_host = {
         let mut shown = url.clone();
@@ -229,7 +225,6 @@ fn write_report(
     report: &amplitude_posthog::report::Report,
     dir: &std::path::Path,
 ) -> anyhow::Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(dir)
-        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(report.write(dir)?)
 }

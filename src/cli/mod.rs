@@ -67,8 +67,67 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("amplitude-posthog: {error:#}");
+            eprintln!("amplitude-posthog: {}", one_line(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The value of `option`, an http(s) URL with a host (such as `example`).
+fn http_url(option: &str, value: &str, example: &str) -> anyhow::Result<reqwest::Url> {
+    use anyhow::Context;
+    let url =
+        reqwest::Url::parse(value).with_context(|| format!("{option} {value:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        anyhow::bail!("{option} must be an http(s) URL such as {example}");
+    }
+    Ok(url)
+}
+
+/// An error and its causes as one line, `error: cause: cause`, each cause told once. The
+/// library's errors keep their cause as a source *and* name it in their message; so the causes
+/// are appended only until one is already in the line: from there on the message has told them.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if line.contains(&cause) {
+            break;
+        }
+        line.push_str(": ");
+        line.push_str(&cause);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// A cause the message already names, with a cause of its own the message does not.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open x: {0}")]
+    struct Open(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database is locked")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_the_message_names_is_told_once() {
+        let error = anyhow::Error::new(Open(Inner(std::io::Error::other("error code 5"))));
+        assert_eq!(one_line(&error), "cannot open x: database is locked");
+    }
+
+    #[test]
+    fn a_context_is_followed_by_its_cause() {
+        let error = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write");
+        assert_eq!(one_line(&error), "cannot write: disk full");
+        let nested = anyhow::Error::new(Open(Inner(std::io::Error::other("error code 5"))))
+            .context("the report");
+        assert_eq!(
+            one_line(&nested),
+            "the report: cannot open x: database is locked"
+        );
     }
 }

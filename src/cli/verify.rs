@@ -45,15 +45,11 @@ fn personal_key(args: &VerifyArgs) -> anyhow::Result<String> {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let url = reqwest::Url::parse(&args.posthog_app_host).map_err(|error| {
-        anyhow::anyhow!(
-            "--posthog-app-host {:?} is not a URL: {error}",
-            args.posthog_app_host
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        bail!("--posthog-app-host must be an http(s) URL such as https://us.posthog.com");
-    }
+    super::http_url(
+        "--posthog-app-host",
+        &args.posthog_app_host,
+        "https://us.posthog.com",
+    )?;
     let key = personal_key(&args)?;
     let _reading = StateLock::shared(&args.state)?;
     let report = Report::from_state_dir(&args.state)?;

@@ -40,6 +40,14 @@ pub struct WindowRecord {
     pub status: WindowStatus,
 }
 
+/// A manifest that is not one, named by its path.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct Unparsable {
+    path: PathBuf,
+    source: serde_json::Error,
+}
+
 impl Manifest {
     pub fn path(out_dir: &Path) -> PathBuf {
         out_dir.join(MANIFEST_FILE)
@@ -47,11 +55,9 @@ impl Manifest {
 
     pub fn load(out_dir: &Path) -> io::Result<Manifest> {
         match fs::read(Self::path(out_dir)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {error}", Self::path(out_dir).display()),
-                )
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| {
+                let path = Self::path(out_dir);
+                io::Error::new(io::ErrorKind::InvalidData, Unparsable { path, source })
             }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
             Err(error) => Err(error),

@@ -89,12 +89,7 @@ pub fn run_export(
         options.api_key.clone(),
         options.secret_key.clone(),
     )
-    .map_err(|error| {
-        ExportError::Io(
-            options.out_dir.clone(),
-            std::io::Error::other(error.to_string()),
-        )
-    })?;
+    .map_err(|error| ExportError::Io(options.out_dir.clone(), std::io::Error::other(error)))?;
     std::thread::scope(|scope| {
         for _ in 0..options.concurrency.clamp(1, 2) {
             scope.spawn(|| {

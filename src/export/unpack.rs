@@ -34,15 +34,24 @@ pub struct Extraction {
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("{0} is not a valid zip: {1}")]
-    BrokenZip(PathBuf, String),
-    #[error("member {member} of {zip} is not valid gzip: {reason}")]
+    BrokenZip(PathBuf, #[source] ZipProblem),
+    #[error("member {member} of {zip} is not valid gzip: {source}")]
     BrokenMember {
         zip: PathBuf,
         member: String,
-        reason: String,
+        source: io::Error,
     },
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, io::Error),
+}
+
+/// Why a zip cannot be read: the file, or its structure.
+#[derive(Debug, thiserror::Error)]
+pub enum ZipProblem {
+    #[error(transparent)]
+    Open(#[from] io::Error),
+    #[error(transparent)]
+    Structure(#[from] zip::result::ZipError),
 }
 
 /// A member name made safe: relative, no `..`, no root, no drive; `None` if it would escape.
@@ -62,15 +71,15 @@ pub fn safe_member_path(name: &str) -> Option<PathBuf> {
 
 /// Extracts `zip_path` into `out_dir`.
 pub fn unpack_zip(zip_path: &Path, out_dir: &Path) -> Result<Extraction, UnpackError> {
-    let file = File::open(zip_path)
-        .map_err(|error| UnpackError::BrokenZip(zip_path.to_path_buf(), error.to_string()))?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|error| UnpackError::BrokenZip(zip_path.to_path_buf(), error.to_string()))?;
+    let broken = |problem: ZipProblem| UnpackError::BrokenZip(zip_path.to_path_buf(), problem);
+    let file = File::open(zip_path).map_err(|error| broken(error.into()))?;
+    let mut archive =
+        zip::ZipArchive::new(BufReader::new(file)).map_err(|error| broken(error.into()))?;
     let mut extraction = Extraction::default();
     for index in 0..archive.len() {
         let mut member = archive
             .by_index(index)
-            .map_err(|error| UnpackError::BrokenZip(zip_path.to_path_buf(), error.to_string()))?;
+            .map_err(|error| broken(error.into()))?;
         let name = member.name().to_owned();
         if member.is_dir() {
             continue;
@@ -86,10 +95,10 @@ pub fn unpack_zip(zip_path: &Path, out_dir: &Path) -> Result<Extraction, UnpackE
         let target = out_dir.join(&relative);
         let written = write_member(&mut member, &target).map_err(|error| match error {
             MemberError::Io(error) => UnpackError::Write(target.clone(), error),
-            MemberError::Gzip(reason) => UnpackError::BrokenMember {
+            MemberError::Gzip(source) => UnpackError::BrokenMember {
                 zip: zip_path.to_path_buf(),
                 member: name.clone(),
-                reason,
+                source,
             },
         })?;
         extraction.files.push(ExtractedFile {
@@ -100,9 +109,10 @@ pub fn unpack_zip(zip_path: &Path, out_dir: &Path) -> Result<Extraction, UnpackE
     Ok(extraction)
 }
 
+/// Why a member cannot be extracted: the output cannot be written, or the member is not gzip.
 enum MemberError {
     Io(io::Error),
-    Gzip(String),
+    Gzip(io::Error),
 }
 
 /// Copies one member to `<target>.partial`, checks it decompresses, appends a newline member
@@ -124,7 +134,7 @@ fn write_member(member: &mut impl Read, target: &Path) -> Result<ExtractedFile, 
     // Decompress it once: rows, and whether the last line ends with a newline.
     let facts = crate::export_file::scan_path(&partial).map_err(|error| {
         let _ = fs::remove_file(&partial);
-        MemberError::Gzip(error.to_string())
+        MemberError::Gzip(error)
     })?;
     if !facts.ends_with_newline {
         file.write_all(&crate::export_file::newline_member().map_err(MemberError::Io)?)

@@ -155,11 +155,12 @@ pub enum MigrateError {
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error("cannot set up the HTTP client: {0}")]
-    Client(String),
+    Client(#[source] reqwest::Error),
+    /// The runtime the client runs on could not start.
+    #[error("cannot set up the HTTP client: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("the migration state's identity store failed: {0}")]
-    Identities(String),
-    #[error("{0}")]
-    Vector(String),
+    Identities(#[source] rusqlite::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

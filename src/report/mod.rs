@@ -94,8 +94,11 @@ pub enum ReportError {
     NoState(PathBuf),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("cannot read the identity store {path}: {error}")]
-    Identities { path: PathBuf, error: String },
+    #[error("cannot read the identity store {path}: {source}")]
+    Identities {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -112,16 +115,11 @@ impl Report {
             return Report::from_json(state_dir);
         }
         let state = State::open(state_dir)?;
-        let store = posthog_identity_sidecar::store::Store::open(&database).map_err(|error| {
-            ReportError::Identities {
-                path: database.clone(),
-                error: error.to_string(),
-            }
-        })?;
-        let identities = |error: rusqlite::Error| ReportError::Identities {
+        let identities = |source| ReportError::Identities {
             path: database.clone(),
-            error: error.to_string(),
+            source,
         };
+        let store = posthog_identity_sidecar::store::Store::open(&database).map_err(identities)?;
         let outbox = store.counts().map_err(identities)?;
         let mut report = Report::from_parts(
             &state.day_counts()?,

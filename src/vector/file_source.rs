@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::VectorError;
 use crate::migrate::MigrateError;
 
 /// A directory Vector reads, and the pattern (`**/*.json.gz`, or one file's name) under it.
@@ -24,7 +25,7 @@ pub(super) fn absolute(path: &Path) -> Result<PathBuf, MigrateError> {
 
 /// The inputs as Vector's file source can read them: directories and single export files;
 /// zips must be unpacked first.
-pub(super) fn export_roots(inputs: &[PathBuf]) -> Result<Vec<Root>, MigrateError> {
+pub(super) fn export_roots(inputs: &[PathBuf]) -> Result<Vec<Root>, VectorError> {
     let mut roots = Vec::new();
     for input in inputs {
         let path = absolute(input)?;
@@ -45,12 +46,12 @@ pub(super) fn export_roots(inputs: &[PathBuf]) -> Result<Vec<Root>, MigrateError
                 patterns: vec![name],
             });
         } else if path.is_file() && name.ends_with(".zip") {
-            return Err(MigrateError::Vector(format!(
+            return Err(VectorError::Input(format!(
                 "{}: Vector cannot read a zip; unpack it first (amplitude-posthog unpack) or use --engine embedded, which reads it in place",
                 path.display()
             )));
         } else {
-            return Err(MigrateError::Vector(format!(
+            return Err(VectorError::Input(format!(
                 "{}: not a directory or a .json.gz / .json export file",
                 path.display()
             )));
@@ -67,11 +68,10 @@ pub(super) type Positions = BTreeMap<(u64, u64), u64>;
 
 impl ExportFiles {
     /// Every file the config's patterns match under `roots`.
-    pub fn find(roots: &[Root]) -> Result<ExportFiles, MigrateError> {
+    pub fn find(roots: &[Root]) -> Result<ExportFiles, VectorError> {
         let mut files = HashMap::new();
         for root in roots {
-            let found = crate::fs::walk_files(&root.dir)
-                .map_err(|error| MigrateError::Vector(error.to_string()))?;
+            let found = crate::fs::walk_files(&root.dir)?;
             for path in found {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 let matches =
@@ -84,8 +84,9 @@ impl ExportFiles {
                 if !matches {
                     continue;
                 }
-                let unreadable = |error: std::io::Error| {
-                    MigrateError::Vector(format!("cannot read {}: {error}", path.display()))
+                let unreadable = |source| VectorError::Unreadable {
+                    path: path.clone(),
+                    source,
                 };
                 let metadata = std::fs::metadata(&path).map_err(unreadable)?;
                 let length = if crate::fs::is_gzip_file(&path).map_err(unreadable)? {

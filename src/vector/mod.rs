@@ -12,13 +12,15 @@
 //!   under `<state>/vector/` (`workspace`, the config rendered by `config`), runs the sidecar
 //!   in this process (`sidecar`), starts and stops Vector (`process`), watches its
 //!   checkpoints against the export as the file source sees it (`file_source`) and its
-//!   internal metrics (`metrics`) until the end, and counts the summary (`supervisor`).
+//!   internal metrics (`metrics`) until the end, and counts the summary (`supervisor`); why it
+//!   failed is a [`VectorError`] (`error`).
 //!
 //! `migrate`'s own engine, which needs no Vector, is [`crate::migrate`]; a refused row's
 //! record has the one shape of [`crate::dead_letter`], which is Vector's.
 
 pub mod checkpoints;
 mod config;
+mod error;
 mod file_source;
 mod metrics;
 pub mod prepare;
@@ -29,6 +31,7 @@ mod sidecar;
 mod supervisor;
 mod workspace;
 
+pub use error::VectorError;
 pub use process::find_vector;
 pub use supervisor::run;
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::VectorError;
 use super::workspace::Workspace;
 use crate::migrate::MigrateError;
 
@@ -21,7 +22,7 @@ pub fn find_vector() -> Option<PathBuf> {
 }
 
 /// Starts Vector on the workspace's config; it dies with this process.
-pub(super) fn start(vector: &Path, workspace: &Workspace) -> Result<Child, MigrateError> {
+pub(super) fn start(vector: &Path, workspace: &Workspace) -> Result<Child, VectorError> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -52,8 +53,9 @@ pub(super) fn start(vector: &Path, workspace: &Workspace) -> Result<Child, Migra
             Ok(())
         });
     }
-    command.spawn().map_err(|error| {
-        MigrateError::Vector(format!("cannot start {}: {error}", vector.display()))
+    command.spawn().map_err(|source| VectorError::Start {
+        path: vector.to_path_buf(),
+        source,
     })
 }
 

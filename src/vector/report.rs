@@ -127,7 +127,7 @@ pub fn report(
         Some(path) => posthog_identity_sidecar::store::Store::open(path)
             .and_then(|store| Ok((store.daily_counts()?, store.counts()?)))
             .map(Some)
-            .map_err(|error| MigrateError::Identities(error.to_string()))?,
+            .map_err(MigrateError::Identities)?,
         None => None,
     };
     let mut report = Report::from_parts(

@@ -59,10 +59,22 @@ pub enum ResumeError {
     Locked(PathBuf, PathBuf),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("{path} is not a Vector checkpoints file: {reason}")]
-    Format { path: PathBuf, reason: String },
+    #[error("{path} is not a Vector checkpoints file: {source}")]
+    Format {
+        path: PathBuf,
+        source: CheckpointsFormat,
+    },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+}
+
+/// What is wrong with a checkpoints file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointsFormat {
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    #[error("no `checkpoints` array")]
+    NoCheckpoints,
 }
 
 /// Finds partially delivered gzip files and (unless `dry_run`) removes their checkpoints.
@@ -92,17 +104,16 @@ pub fn resume(
             });
         }
     };
-    let mut document: Value = serde_json::from_str(&text).map_err(|error| ResumeError::Format {
+    let not_checkpoints = |source| ResumeError::Format {
         path: checkpoints_file.clone(),
-        reason: error.to_string(),
-    })?;
+        source,
+    };
+    let mut document: Value = serde_json::from_str(&text)
+        .map_err(|error| not_checkpoints(CheckpointsFormat::Json(error)))?;
     let entries = document
         .get_mut("checkpoints")
         .and_then(Value::as_array_mut)
-        .ok_or_else(|| ResumeError::Format {
-            path: checkpoints_file.clone(),
-            reason: "no `checkpoints` array".to_owned(),
-        })?;
+        .ok_or_else(|| not_checkpoints(CheckpointsFormat::NoCheckpoints))?;
 
     let mut files = export_files(export_dirs)?;
     let mut keep = Vec::with_capacity(entries.len());
@@ -167,10 +178,8 @@ pub fn resume(
     );
     *entries = keep;
     if report.checkpoints_removed > 0 && !dry_run {
-        let json = serde_json::to_vec(&document).map_err(|error| ResumeError::Format {
-            path: checkpoints_file.clone(),
-            reason: error.to_string(),
-        })?;
+        let json = serde_json::to_vec(&document)
+            .map_err(|error| not_checkpoints(CheckpointsFormat::Json(error)))?;
         crate::fs::write_atomically(&checkpoints_file, &json).map_err(|error| {
             ResumeError::Write {
                 path: checkpoints_file.clone(),

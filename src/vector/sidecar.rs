@@ -11,6 +11,7 @@ use posthog_identity_sidecar::sender::{self, SenderSignals};
 use posthog_identity_sidecar::store::Store;
 use tokio::sync::watch;
 
+use super::VectorError;
 use super::workspace::Workspace;
 use crate::migrate::{MigrateError, MigrateOptions, Stop};
 
@@ -29,21 +30,19 @@ impl Sidecar {
         runtime: &tokio::runtime::Runtime,
         workspace: &Workspace,
         options: &MigrateOptions,
-    ) -> Result<Sidecar, MigrateError> {
+    ) -> Result<Sidecar, VectorError> {
         let database = workspace.identities();
-        let identities =
-            |error: &dyn std::fmt::Display| MigrateError::Identities(error.to_string());
         let store = Arc::new(Mutex::new(
-            Store::open(&database).map_err(|error| identities(&error))?,
+            Store::open(&database).map_err(MigrateError::Identities)?,
         ));
         let signals = Arc::new(SenderSignals::default());
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .map_err(|error| identities(&error))?;
+            .map_err(VectorError::SidecarListen)?;
         let address = listener
             .local_addr()
-            .map_err(|error| identities(&error))?
+            .map_err(VectorError::SidecarListen)?
             .to_string();
         let state = intake::IntakeState {
             store: store.clone(),

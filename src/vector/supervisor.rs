@@ -19,7 +19,7 @@ use super::file_source::{ExportFiles, Positions, export_roots};
 use super::metrics::{VectorMetrics, scrape};
 use super::sidecar::Sidecar;
 use super::workspace::Workspace;
-use super::{SOURCE_ID, process};
+use super::{SOURCE_ID, VectorError, process};
 use crate::migrate::progress::{LiveCounts, Progress};
 use crate::migrate::{MigrateError, MigrateOptions, RunReport, Stop};
 
@@ -27,19 +27,17 @@ use crate::migrate::{MigrateError, MigrateOptions, RunReport, Stop};
 const POLL: Duration = Duration::from_millis(500);
 
 /// Runs the migration through Vector at `vector`.
-pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, MigrateError> {
-    let fail = |what: &str, error: &dyn std::fmt::Display| {
-        MigrateError::Vector(format!("{what}: {error}"))
-    };
+pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, VectorError> {
+    let setup = |what| move |source| VectorError::Setup { what, source };
     let roots = export_roots(&options.inputs)?;
     // One run per state, held until this function returns (the kernel frees it if we die).
-    let _lock = crate::migrate::lock::StateLock::exclusive(&options.state_dir)?;
+    let _lock = crate::migrate::lock::StateLock::exclusive(&options.state_dir)
+        .map_err(MigrateError::from)?;
     let workspace = Workspace::create(&options.state_dir)?;
 
     // Files that lack a final newline get one (Vector never reads such a last line).
     let dirs: Vec<PathBuf> = roots.iter().map(|root| root.dir.clone()).collect();
-    let prepared = super::prepare::prepare(&dirs, false)
-        .map_err(|error| fail("cannot read the export", &error))?;
+    let prepared = super::prepare::prepare(&dirs, false).map_err(VectorError::Prepare)?;
     if prepared.newlines_added() > 0 {
         eprintln!(
             "added a final newline to {} export file(s) whose last line had none",
@@ -52,10 +50,9 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|error| fail("cannot start the runtime", &error))?;
+        .map_err(setup("cannot start the runtime"))?;
     let sidecar = Sidecar::start(&runtime, &workspace, options)?;
-    let metrics_address =
-        free_loopback_port().map_err(|error| fail("no free loopback port", &error))?;
+    let metrics_address = free_loopback_port().map_err(setup("no free loopback port"))?;
     let config = super::config::render(
         &workspace,
         &roots,
@@ -66,7 +63,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, Migrate
     workspace.write(&config, options)?;
 
     let resumed = super::resume::resume(&workspace.data(), SOURCE_ID, &dirs, false)
-        .map_err(|error| fail("resume failed", &error))?;
+        .map_err(VectorError::Resume)?;
     if resumed.checkpoints_removed > 0 {
         eprintln!(
             "resume: {} file(s) Vector was in the middle of will be read again (PostHog collapses the repeats by uuid)",
@@ -117,7 +114,7 @@ struct Watching<'a> {
 impl Watching<'_> {
     /// Watches Vector until the end or a stop, showing progress; an error if Vector stops by
     /// itself.
-    fn watch(&self, vector: &Path, child: &mut Child) -> Result<Stop, MigrateError> {
+    fn watch(&self, vector: &Path, child: &mut Child) -> Result<Stop, VectorError> {
         let counters = Arc::new(LiveCounts::default());
         let total_bytes = self.files.total_bytes();
         let progress = Progress::start(total_bytes, counters.clone(), Duration::from_secs(10));
@@ -136,7 +133,7 @@ impl Watching<'_> {
                 return Ok(Stop::Interrupted);
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(MigrateError::Vector(format!(
+                return Err(VectorError::StoppedByItself(format!(
                     "Vector stopped by itself ({status}); see {} and run the same command again",
                     self.workspace.log().display()
                 )));
@@ -177,8 +174,7 @@ fn finish(
     files: &ExportFiles,
     sidecar: &Sidecar,
     stop: Stop,
-) -> Result<RunReport, MigrateError> {
-    let identities = |error: &dyn std::fmt::Display| MigrateError::Identities(error.to_string());
+) -> Result<RunReport, VectorError> {
     eprintln!("counting the export with the native mapping for the summary and the report…");
     let (mut report, mut summary) = super::report::report(
         &options.inputs,
@@ -187,9 +183,9 @@ fn finish(
     )?;
     let store = sidecar.store.lock().expect("store");
     if stop.is_setup() {
-        store.requeue_failed().map_err(|error| identities(&error))?;
+        store.requeue_failed().map_err(MigrateError::Identities)?;
     }
-    summary.identities = store.counts().map_err(|error| identities(&error))?;
+    summary.identities = store.counts().map_err(MigrateError::Identities)?;
     // Identity updates PostHog refused go beside Vector's own dead letters, in the one shape.
     let identity_letters = workspace.dead_letters().join("identities.jsonl");
     crate::fs::write_atomically_with(&identity_letters, |writer| {
@@ -218,9 +214,7 @@ fn finish(
         report.totals.delivered = 0;
     }
     report.state = options.state_dir.display().to_string();
-    report
-        .write(&options.state_dir)
-        .map_err(|error| MigrateError::Vector(error.to_string()))?;
+    report.write(&options.state_dir)?;
     Ok(RunReport {
         summary,
         stop,

@@ -81,7 +81,7 @@ pub(super) fn assemble(
             // A store that stopped recording ends the assembly: nothing more may be sent.
             store
                 .ingest(&RecordBatch::from_records(sorted.identities))
-                .map_err(|error| MigrateError::Identities(error.to_string()))?;
+                .map_err(MigrateError::Identities)?;
         }
         let registered = commit.send(Commit::Register {
             file: chunk.file,

@@ -140,8 +140,7 @@ fn apply(
 /// the refused rows and events, then the identity updates PostHog refused.
 fn write_dead_letters(state: &State, dir: &Path) -> Result<(), MigrateError> {
     let path = dir.join(DEAD_LETTERS_FILE);
-    let store =
-        Store::open(state.path()).map_err(|error| MigrateError::Identities(error.to_string()))?;
+    let store = Store::open(state.path()).map_err(MigrateError::Identities)?;
     crate::fs::write_atomically_with(&path, |writer| {
         state.for_each_dead_letter(|record| {
             writer.write_all(record.as_bytes())?;
@@ -160,7 +159,7 @@ pub(super) fn summarize(
     stop: &Stop,
     unregistered: Vec<(String, String)>,
 ) -> Result<MigrationSummary, MigrateError> {
-    let identities = |error: rusqlite::Error| MigrateError::Identities(error.to_string());
+    let identities = MigrateError::Identities;
     let store = Store::open(state.path()).map_err(identities)?;
     if stop.is_setup() {
         store.requeue_failed().map_err(identities)?;

@@ -23,7 +23,7 @@ pub(super) fn start_sender(
     options: &MigrateOptions,
 ) -> Result<Sidecar, MigrateError> {
     // Creates the sidecar's tables before anything else opens them.
-    Store::open(database).map_err(|error| MigrateError::Identities(error.to_string()))?;
+    Store::open(database).map_err(MigrateError::Identities)?;
     let config = super::super::identity_sender_config(database, options);
     let signals = Arc::new(SenderSignals::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -47,7 +47,7 @@ pub(super) fn drain(
 ) -> Result<Stop, MigrateError> {
     let mut stop = switch.reason();
     if stop == Stop::Finished {
-        let identities = |error: rusqlite::Error| MigrateError::Identities(error.to_string());
+        let identities = MigrateError::Identities;
         let store =
             Store::open(&state_dir.join(super::super::state::DATABASE)).map_err(identities)?;
         loop {

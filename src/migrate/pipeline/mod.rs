@@ -211,7 +211,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|error| MigrateError::Client(error.to_string()))?;
+        .map_err(MigrateError::Runtime)?;
     let switch = StopSwitch::new();
     runtime.spawn({
         let switch = switch.clone();
@@ -268,7 +268,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     let store = match &committer {
         Some(_) => Some(
             Store::open(&options.state_dir.join(super::state::DATABASE))
-                .map_err(|error| MigrateError::Identities(error.to_string()))?,
+                .map_err(MigrateError::Identities)?,
         ),
         None => None,
     };
@@ -312,8 +312,8 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
 
 /// The PostHog client of the event senders, with this run's limits.
 fn client(options: &MigrateOptions, counters: &LiveCounts) -> Result<Client, MigrateError> {
-    let mut client = Client::new(&options.host, &options.api_key, options.rate)
-        .map_err(|error| MigrateError::Client(error.to_string()))?;
+    let mut client =
+        Client::new(&options.host, &options.api_key, options.rate).map_err(MigrateError::Client)?;
     client.initial_backoff = options.initial_backoff;
     client.max_backoff = options.max_backoff;
     client.retries = counters.retries.clone();
