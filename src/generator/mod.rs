@@ -9,12 +9,15 @@
 //! bug. The same seed always gives the same bytes.
 
 mod broken;
+mod device_fields;
 mod events;
 mod layout;
 mod population;
 mod row;
 mod rows;
+mod step;
 mod text;
+mod times;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::{Rng, SeedableRng};

@@ -3,20 +3,22 @@
 //! [`next_row`] only composes: each part of the row has its own function, called in the
 //! order the row's fields are written. Every random draw of a part happens inside it, in
 //! field order, so the same seed gives the same bytes; keep that order when changing a part.
+//! The step's event comes from [`super::step`]; the time fields from [`super::times`], the
+//! device's from [`super::device_fields`]; the ids, properties and fixed fields are here.
 
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::events::{choose_event, group_identify, user_properties};
+use super::device_fields::{set_location, set_platform_fields};
+use super::events::{group_identify, user_properties};
 use super::population::{Device, Population, Session, Source, User};
 use super::row::RowObject;
+use super::step::{StepEvent, count_step, step_event};
 use super::text::pick;
+use super::times::{event_delay, set_times};
 use super::{GeneratedRow, Intent, text};
 use crate::outcome::SkipReason;
-
-/// Amplitude's export time format: UTC, no zone, six fraction digits.
-const EXPORT_TIME: &str = "%Y-%m-%d %H:%M:%S%.6f";
 
 pub fn next_row(
     rng: &mut impl Rng,
@@ -60,80 +62,6 @@ pub fn next_row(
         line: row.to_line(),
         upload_time,
         intent,
-    }
-}
-
-/// The event a session step emits, before it becomes a row.
-struct StepEvent {
-    event_type: String,
-    properties: Value,
-    /// A user logs in on the device with this `$identify`.
-    login: bool,
-    intent: Intent,
-}
-
-/// Counts one more event in the session: whether it is the session's first and its last.
-fn count_step(session: &mut Session) -> (bool, bool) {
-    let first = session.emitted == 0;
-    session.emitted += 1;
-    session.event_counter += 1;
-    let last = session.emitted == session.planned;
-    (first, last)
-}
-
-/// The step's event: a login (`$identify`), a session marker, or the device's next event.
-fn step_event(
-    rng: &mut impl Rng,
-    device: &mut Device,
-    session: &Session,
-    first: bool,
-    last: bool,
-) -> StepEvent {
-    let can_log_in = device.current_user.is_none() && device.next_owner < device.owners.len();
-    if can_log_in && !first && rng.random_bool(0.15) {
-        let user = device.owners[device.next_owner];
-        device.next_owner += 1;
-        device.current_user = Some(user);
-        StepEvent {
-            event_type: "$identify".to_owned(),
-            properties: json!({}),
-            login: true,
-            intent: Intent::Map,
-        }
-    } else if session.with_markers && first {
-        session_marker(
-            rng,
-            &[
-                "session_start",
-                "session_start",
-                "[Amplitude] Start Session",
-            ],
-        )
-    } else if session.with_markers && last {
-        session_marker(
-            rng,
-            &["session_end", "session_end", "[Amplitude] End Session"],
-        )
-    } else {
-        let (event_type, properties) =
-            choose_event(rng, device.source, !device.installed, session.event_counter);
-        device.installed = true;
-        StepEvent {
-            event_type,
-            properties,
-            login: false,
-            intent: Intent::Map,
-        }
-    }
-}
-
-/// A session start or end marker, one of `names`: the mapping skips it.
-fn session_marker(rng: &mut impl Rng, names: &[&str]) -> StepEvent {
-    StepEvent {
-        event_type: pick(rng, names).to_owned(),
-        properties: json!({}),
-        login: false,
-        intent: Intent::Skip(SkipReason::SessionMarker),
     }
 }
 
@@ -227,154 +155,6 @@ fn set_event_and_session_ids(
             json!(session.session_id.to_string())
         } else {
             json!(session.session_id)
-        },
-    );
-}
-
-/// Time fields: the main one in one of the variants exports contain, then the upload times.
-fn set_times(
-    rng: &mut impl Rng,
-    row: &mut RowObject,
-    event_time: DateTime<Utc>,
-    upload_time: DateTime<Utc>,
-) {
-    let (event_time_value, client_time_value) = time_variants(rng, event_time);
-    row.set("event_time", event_time_value);
-    row.set("client_event_time", client_time_value);
-    row.set(
-        "client_upload_time",
-        format_time(upload_time - Duration::milliseconds(rng.random_range(50..900))),
-    );
-    row.set(
-        "server_received_time",
-        format_time(upload_time - Duration::milliseconds(rng.random_range(1..50))),
-    );
-    row.set("server_upload_time", format_time(upload_time));
-    row.set(
-        "processed_time",
-        format_time(upload_time + Duration::seconds(rng.random_range(1..30))),
-    );
-}
-
-/// Platform and device fields, reused per platform the way Amplitude does.
-fn set_platform_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
-    match device.source {
-        Source::Web | Source::Segment => set_browser_fields(rng, row, device),
-        Source::Ios | Source::Android => set_mobile_fields(rng, row, device),
-        Source::HttpApi => {
-            row.set("platform", Value::Null);
-            row.set("library", "http/2.0");
-            row.set("os_name", Value::Null);
-            row.set("os_version", Value::Null);
-        }
-    }
-}
-
-/// A browser's fields, from Amplitude's web SDK or through Segment: `os_*` hold the browser.
-fn set_browser_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
-    row.set(
-        "platform",
-        if device.source == Source::Web {
-            json!("Web")
-        } else {
-            Value::Null
-        },
-    );
-    row.set(
-        "library",
-        if device.source == Source::Web {
-            json!(pick(
-                rng,
-                &[
-                    "amplitude-ts/2.11.0",
-                    "amplitude-js/8.21.9",
-                    "amplitude-ts/2.7.4"
-                ]
-            ))
-        } else {
-            json!("segment")
-        },
-    );
-    row.set("os_name", device.browser.0);
-    row.set(
-        "os_version",
-        if rng.random_bool(0.02) {
-            json!(126)
-        } else {
-            json!(device.browser.1)
-        },
-    );
-    row.set("device_family", device.family);
-    row.set(
-        "device_type",
-        if rng.random_bool(0.5) {
-            json!(device.family)
-        } else {
-            Value::Null
-        },
-    );
-    row.set("device_model", Value::Null);
-}
-
-/// An iOS or Android device's fields, with its app versions.
-fn set_mobile_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
-    let ios = device.source == Source::Ios;
-    row.set("platform", if ios { "iOS" } else { "Android" });
-    row.set(
-        "library",
-        if ios {
-            "amplitude-swift/1.4.0"
-        } else {
-            "amplitude-android/2.9.2"
-        },
-    );
-    row.set("os_name", if ios { "ios" } else { "android" });
-    row.set("os_version", device.os_version);
-    row.set("device_family", device.family);
-    row.set("device_type", device.model);
-    row.set("device_model", device.model);
-    row.set(
-        "device_manufacturer",
-        if rng.random_bool(0.2) {
-            Value::Null
-        } else {
-            json!(device.manufacturer)
-        },
-    );
-    row.set("device_brand", device.manufacturer);
-    row.set("device_carrier", device.carrier);
-    row.set("version_name", device.app_version);
-    row.set("start_version", device.start_version);
-}
-
-/// Geography, as Amplitude resolved it, and the device's IP address.
-fn set_location(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
-    let place = &text::PLACES[device.place];
-    row.set(
-        "country",
-        if rng.random_bool(0.05) {
-            Value::Null
-        } else {
-            json!(place.country)
-        },
-    );
-    row.set("region", place.region);
-    row.set("city", place.city);
-    row.set("dma", place.dma.map_or(Value::Null, |dma| json!(dma)));
-    row.set("language", place.language);
-    let (lat, lng) = match rng.random_range(0..10) {
-        0..=5 => (Value::Null, Value::Null),
-        6..=8 => (json!(place.lat), json!(place.lng)),
-        _ => (json!(place.lat.round() as i64), json!("n/a")),
-    };
-    row.set("location_lat", lat);
-    row.set("location_lng", lng);
-    row.set(
-        "ip_address",
-        if rng.random_bool(0.1) {
-            Value::Null
-        } else {
-            json!(device.ip)
         },
     );
 }
@@ -476,49 +256,6 @@ fn vary_field_order(rng: &mut impl Rng, row: &mut RowObject) {
         1 => row.rotate(rng.random_range(1..40)),
         _ => {}
     }
-}
-
-fn event_delay(rng: &mut impl Rng) -> Duration {
-    match rng.random_range(0..100) {
-        0..=89 => Duration::milliseconds(rng.random_range(200..60_000)),
-        90..=98 => Duration::milliseconds(rng.random_range(60_000..3_600_000)),
-        // Offline mobile devices upload days later.
-        _ => Duration::milliseconds(rng.random_range(3_600_000..259_200_000)),
-    }
-}
-
-pub fn format_time(time: DateTime<Utc>) -> String {
-    time.format(EXPORT_TIME).to_string()
-}
-
-/// `event_time` and `client_event_time` in the variants real exports contain.
-fn time_variants(rng: &mut impl Rng, time: DateTime<Utc>) -> (Value, Value) {
-    let standard = format_time(time);
-    let event_time = match rng.random_range(0..100) {
-        0..=84 => json!(standard),
-        85..=88 => json!(time.format("%Y-%m-%d %H:%M:%S").to_string()),
-        89..=91 => json!(time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
-        92..=93 => {
-            let offset = FixedOffset::east_opt(2 * 3600).expect("valid offset");
-            json!(
-                time.with_timezone(&offset)
-                    .format("%Y-%m-%dT%H:%M:%S%.6f%:z")
-                    .to_string()
-            )
-        }
-        94..=95 => json!(time.format("%Y-%m-%d %H:%M:%S%.9f").to_string()),
-        96..=97 => Value::Null,
-        // Garbage in event_time: the client time is used instead.
-        _ => json!(pick(
-            rng,
-            &[
-                "2024-02-30 10:00:00.000000",
-                "yesterday",
-                "2024-07-06 24:00:00"
-            ]
-        )),
-    };
-    (event_time, json!(standard))
 }
 
 fn insert_id(rng: &mut impl Rng, source: Source, event_type: &str, counter: i64) -> Value {
