@@ -45,12 +45,28 @@ code { font-size: 0.78rem; word-break: break-all; white-space: pre-wrap; }
 .swatch { display: inline-block; width: 0.8rem; height: 0.8rem; margin-right: 0.3rem; vertical-align: -0.1rem; }
 ";
 
-/// The page.
+/// The page: its head, the totals, the per-day chart and table, the reasons, what `verify`
+/// found, and the input files with a problem.
 pub fn render(report: &Report) -> String {
-    let totals = &report.totals;
-    let mut page = String::new();
-    let _ = write!(
-        page,
+    let mut page = head(report);
+    page.push_str(&cards(report));
+    page.push_str(&balance(report));
+    page.push_str(&basis(report));
+    page.push_str("<h2>Per day (UTC day of the event)</h2>\n");
+    page.push_str(&chart(report));
+    page.push_str(&day_table(report));
+    page.push_str(&reasons(report));
+    if let Some(verification) = &report.verify {
+        page.push_str(&checked(verification));
+    }
+    page.push_str(&file_problems(report));
+    page.push_str("</body>\n</html>\n");
+    page
+}
+
+/// From the doctype to the title and the line saying when and from what the page was made.
+fn head(report: &Report) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n\
          <title>Amplitude → PostHog migration report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
@@ -59,9 +75,19 @@ pub fn render(report: &Report) -> String {
         escape(&report.generated_at),
         escape(&report.state),
         escape(&report.schema)
-    );
+    )
+}
+
+/// `bad` for a count of refusals that is not zero: the card shows it in red.
+fn bad_if_any(count: u64) -> &'static str {
+    if count > 0 { "bad" } else { "" }
+}
+
+/// One card per total.
+fn cards(report: &Report) -> String {
+    let totals = &report.totals;
     let adds_up = report.unbalanced_days().is_empty();
-    page.push_str("<div class=\"cards\">\n");
+    let mut cards = String::from("<div class=\"cards\">\n");
     for (label, value, class) in [
         ("rows in the export", totals.rows, ""),
         ("rows mapped", totals.mapped, ""),
@@ -69,11 +95,7 @@ pub fn render(report: &Report) -> String {
         (
             "rows refused",
             totals.rejected_total(),
-            if totals.rejected_total() > 0 {
-                "bad"
-            } else {
-                ""
-            },
+            bad_if_any(totals.rejected_total()),
         ),
         ("events produced", totals.events, ""),
         (
@@ -84,34 +106,37 @@ pub fn render(report: &Report) -> String {
         (
             "events dead-lettered",
             totals.dead_lettered,
-            if totals.dead_lettered > 0 { "bad" } else { "" },
+            bad_if_any(totals.dead_lettered),
         ),
         ("aliases sent", totals.aliases_sent, ""),
         (
             "aliases refused",
             report.aliases_refused,
-            if report.aliases_refused > 0 {
-                "bad"
-            } else {
-                ""
-            },
+            bad_if_any(report.aliases_refused),
         ),
         ("alias conflicts", totals.alias_conflicts, ""),
         ("group updates sent", report.groups_sent, ""),
         (
             "group updates refused",
             report.groups_refused,
-            if report.groups_refused > 0 { "bad" } else { "" },
+            bad_if_any(report.groups_refused),
         ),
     ] {
         let _ = writeln!(
-            page,
+            cards,
             "<div class=\"card\"><div class=\"value {class}\">{value}</div><div class=\"label\">{label}</div></div>"
         );
     }
-    page.push_str("</div>\n");
+    cards.push_str("</div>\n");
+    cards
+}
+
+/// Whether every day adds up, and what is left: files not done, identity updates pending.
+fn balance(report: &Report) -> String {
+    let adds_up = report.unbalanced_days().is_empty();
+    let mut section = String::new();
     let _ = writeln!(
-        page,
+        section,
         "<p class=\"{}\">{}</p>",
         if adds_up { "ok" } else { "bad" },
         if adds_up && report.is_dry_run() {
@@ -123,7 +148,7 @@ pub fn render(report: &Report) -> String {
         }
     );
     let _ = writeln!(
-        page,
+        section,
         "<p class=\"meta\">Input files: {} of {} done{}. Aliases pending: {}; group updates pending: {}.</p>",
         report.files.done,
         report.files.total,
@@ -135,40 +160,45 @@ pub fn render(report: &Report) -> String {
         report.aliases_pending,
         report.groups_pending
     );
+    section
+}
 
+/// What the delivered counts stand for when they are not PostHog's answers: a dry run's
+/// (nothing delivered) or a Vector pipeline's (the events produced).
+fn basis(report: &Report) -> String {
+    let mut section = String::new();
     if report.is_dry_run() {
-        page.push_str(
+        section.push_str(
             "<p class=\"meta\" id=\"basis\">A dry run: nothing was sent to PostHog and no state was written, so nothing is delivered. \
              The events produced are what <code>migrate</code> without <code>--dry-run</code> would send.</p>\n",
         );
     }
     if report.delivered_basis == super::PRODUCED {
-        page.push_str(
+        section.push_str(
             "<p class=\"meta\" id=\"basis\">Carried by Vector, which records no deliveries: the delivered counts are the events the mapping produced, \
              delivered once Vector has finished (its sinks retry every answer but success). <code>verify</code> checks them against PostHog.</p>\n",
         );
     }
-    page.push_str("<h2>Per day (UTC day of the event)</h2>\n");
-    page.push_str(&chart(report));
-    page.push_str(&day_table(report));
-    page.push_str(&reasons(report));
-    if let Some(verification) = &report.verify {
-        page.push_str(&checked(verification));
+    section
+}
+
+/// The input files that could not be read to their end, if any.
+fn file_problems(report: &Report) -> String {
+    let mut section = String::new();
+    if report.files.problems.is_empty() {
+        return section;
     }
-    if !report.files.problems.is_empty() {
-        page.push_str("<h2>Input files with a problem</h2>\n<table>\n<tr><th class=\"text\">file</th><th class=\"text\">problem</th></tr>\n");
-        for problem in &report.files.problems {
-            let _ = writeln!(
-                page,
-                "<tr><td class=\"text\"><code>{}</code></td><td class=\"text\">{}</td></tr>",
-                escape(&problem.file),
-                escape(&problem.problem)
-            );
-        }
-        page.push_str("</table>\n");
+    section.push_str("<h2>Input files with a problem</h2>\n<table>\n<tr><th class=\"text\">file</th><th class=\"text\">problem</th></tr>\n");
+    for problem in &report.files.problems {
+        let _ = writeln!(
+            section,
+            "<tr><td class=\"text\"><code>{}</code></td><td class=\"text\">{}</td></tr>",
+            escape(&problem.file),
+            escape(&problem.problem)
+        );
     }
-    page.push_str("</body>\n</html>\n");
-    page
+    section.push_str("</table>\n");
+    section
 }
 
 /// Chart geometry.
