@@ -1,6 +1,5 @@
 //! `amplitude-posthog export` and `unpack`: getting the data out of Amplitude.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,16 +52,10 @@ struct Progress {
 
 impl Progress {
     fn new(windows: u64) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(windows);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} windows  {msg}  [{elapsed_precise}, ETA {eta}]",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
+        let bar = amplitude_posthog::migrate::progress::terminal_bar(
+            windows,
+            "{bar:30} {pos}/{len} windows  {msg}  [{elapsed_precise}, ETA {eta}]",
+        );
         Progress {
             bar,
             bytes: AtomicU64::new(0),

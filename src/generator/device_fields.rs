@@ -5,7 +5,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::population::{Device, Source};
-use super::row::RowObject;
+use super::row::{RowObject, sometimes_null};
 use super::text::{self, pick};
 
 /// Platform and device fields, reused per platform the way Amplitude does.
@@ -87,11 +87,7 @@ fn set_mobile_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
     row.set("device_model", device.model);
     row.set(
         "device_manufacturer",
-        if rng.random_bool(0.2) {
-            Value::Null
-        } else {
-            json!(device.manufacturer)
-        },
+        sometimes_null(rng, 0.2, device.manufacturer),
     );
     row.set("device_brand", device.manufacturer);
     row.set("device_carrier", device.carrier);
@@ -102,14 +98,7 @@ fn set_mobile_fields(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
 /// Geography, as Amplitude resolved it, and the device's IP address.
 pub(super) fn set_location(rng: &mut impl Rng, row: &mut RowObject, device: &Device) {
     let place = &text::PLACES[device.place];
-    row.set(
-        "country",
-        if rng.random_bool(0.05) {
-            Value::Null
-        } else {
-            json!(place.country)
-        },
-    );
+    row.set("country", sometimes_null(rng, 0.05, place.country));
     row.set("region", place.region);
     row.set("city", place.city);
     row.set("dma", place.dma.map_or(Value::Null, |dma| json!(dma)));
@@ -121,12 +110,5 @@ pub(super) fn set_location(rng: &mut impl Rng, row: &mut RowObject, device: &Dev
     };
     row.set("location_lat", lat);
     row.set("location_lng", lng);
-    row.set(
-        "ip_address",
-        if rng.random_bool(0.1) {
-            Value::Null
-        } else {
-            json!(device.ip)
-        },
-    );
+    row.set("ip_address", sometimes_null(rng, 0.1, device.ip.as_str()));
 }

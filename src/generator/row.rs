@@ -3,6 +3,7 @@
 //! Real exports come in more than one key order, so rows keep insertion order (which the
 //! generator varies) instead of serde_json's sorted maps.
 
+use rand::Rng;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Default)]
@@ -52,5 +53,27 @@ impl RowObject {
         }
         out.push(b'}');
         out
+    }
+}
+
+/// `value`, or null one time in `1 / probability`: a field exports sometimes leave empty.
+pub fn sometimes_null(rng: &mut impl Rng, probability: f64, value: impl Into<Value>) -> Value {
+    if rng.random_bool(probability) {
+        Value::Null
+    } else {
+        value.into()
+    }
+}
+
+/// `number`, or its text one time in `1 / probability`: exports hold some numbers as strings.
+pub fn sometimes_text<N: Into<Value> + ToString>(
+    rng: &mut impl Rng,
+    probability: f64,
+    number: N,
+) -> Value {
+    if rng.random_bool(probability) {
+        Value::String(number.to_string())
+    } else {
+        number.into()
     }
 }

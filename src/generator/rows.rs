@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::device_fields::{set_location, set_platform_fields};
 use super::events::{group_identify, user_properties};
 use super::population::{Device, Population, Session, Source, User};
-use super::row::RowObject;
+use super::row::{RowObject, sometimes_text};
 use super::step::{StepEvent, count_step, step_event};
 use super::text::pick;
 use super::times::{event_delay, set_times};
@@ -94,14 +94,7 @@ fn set_row_ids(
             json!(device.amplitude_id)
         },
     );
-    row.set(
-        "app",
-        if rng.random_bool(0.005) {
-            json!(project_id.to_string())
-        } else {
-            json!(project_id)
-        },
-    );
+    row.set("app", sometimes_text(rng, 0.005, project_id));
 }
 
 /// `user_id` (null while anonymous; sometimes refused, too long or numeric) and `device_id`
@@ -141,22 +134,8 @@ fn set_event_and_session_ids(
 ) {
     row.set("uuid", row_uuid(rng, upload_time));
     row.set("event_type", event_type);
-    row.set(
-        "event_id",
-        if rng.random_bool(0.01) {
-            json!(session.event_counter.to_string())
-        } else {
-            json!(session.event_counter)
-        },
-    );
-    row.set(
-        "session_id",
-        if rng.random_bool(0.005) {
-            json!(session.session_id.to_string())
-        } else {
-            json!(session.session_id)
-        },
-    );
+    row.set("event_id", sometimes_text(rng, 0.01, session.event_counter));
+    row.set("session_id", sometimes_text(rng, 0.005, session.session_id));
 }
 
 /// `paying` in any of the types exports hold it in, and `is_attribution_event`.

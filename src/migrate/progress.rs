@@ -17,6 +17,19 @@ pub struct LiveCounts {
     pub retries: Arc<AtomicU64>,
 }
 
+/// A bar of `length` drawn with `template`, when stderr is a terminal; `None` otherwise (the
+/// caller then prints plain lines).
+pub fn terminal_bar(length: u64, template: &str) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(length);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}
+
 /// Reports [`LiveCounts`] until dropped.
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
@@ -28,16 +41,10 @@ impl Progress {
     /// Starts reporting against `total_bytes` to read; plain lines every `interval` when
     /// stderr is not a terminal.
     pub fn start(total_bytes: u64, counters: Arc<LiveCounts>, interval: Duration) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total_bytes);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {bytes}/{total_bytes}  {msg}  [{elapsed_precise}, ETA {eta}]",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
+        let bar = terminal_bar(
+            total_bytes,
+            "{bar:30} {bytes}/{total_bytes}  {msg}  [{elapsed_precise}, ETA {eta}]",
+        );
         let done = Arc::new(AtomicBool::new(false));
         let thread = {
             let (bar, done) = (bar.clone(), done.clone());
