@@ -15,7 +15,8 @@
 //! is `invalid_json` anyway), so `jq -r '.message'` replays rows from either writer;
 //! `metadata.dropped.message` is the reason (`docs/MAPPING.md` §2's reject reasons). A row too
 //! long to hold whole keeps only its start in `message`, and the record adds
-//! `"truncated":{"row_bytes":N,"kept_bytes":K}`.
+//! `"truncated":{"row_bytes":N,"kept_bytes":K}` (on the Vector path `prepare` writes those,
+//! since Vector discards such a row).
 //! Documented once, in `docs/ARCHITECTURE.md` ("Dead letters").
 
 use serde_json::json;
@@ -31,7 +32,8 @@ pub struct DeadLetter<'a> {
     pub row: &'a [u8],
     /// The reason: a reject reason of the mapping, or PostHog's answer.
     pub reason: &'a str,
-    /// Which part of this project refused it (`map`, `migrate`); Vector writes `events`.
+    /// Which part of this project refused it (`map`, `migrate`, `prepare`); Vector writes
+    /// `events`.
     pub component: &'a str,
     /// For a row too long to hold (see [`crate::input::MAX_LINE_BYTES`]): its whole length;
     /// `row` is then only its start, and the record says so in `truncated`.

@@ -57,6 +57,10 @@ pub struct MigrateArgs {
     /// Longest wait between retries, in milliseconds.
     #[arg(long, default_value_t = 60_000, hide = true)]
     pub max_backoff_ms: u64,
+    /// --engine vector: seconds Vector may sit with nothing moving and a file short of its end
+    /// before the run stops, naming the file.
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub vector_stall_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,6 +118,7 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     options.dry_run = args.dry_run;
     options.initial_backoff = Duration::from_millis(args.initial_backoff_ms);
     options.max_backoff = Duration::from_millis(args.max_backoff_ms.max(args.initial_backoff_ms));
+    options.vector_stall = Duration::from_secs(args.vector_stall_secs);
 
     let report = match &vector {
         Some(vector) => amplitude_posthog::vector::run(&options, vector)?,

@@ -51,6 +51,9 @@ pub struct MigrateOptions {
     /// First wait before retrying a request; doubles up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// `--engine vector`: how long Vector may sit with nothing moving and a file short of its
+    /// end before the run stops with that file as a problem.
+    pub vector_stall: Duration,
 }
 
 impl MigrateOptions {
@@ -70,6 +73,7 @@ impl MigrateOptions {
             dry_run: false,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
+            vector_stall: Duration::from_secs(60),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::prepare::PrepareError;
 use super::resume::ResumeError;
 use crate::fs::WalkError;
 use crate::migrate::MigrateError;
@@ -28,8 +29,8 @@ pub enum VectorError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot read the export: {0}")]
-    Prepare(#[source] WalkError),
+    #[error("cannot prepare the export: {0}")]
+    Prepare(#[source] PrepareError),
     #[error("resume failed: {0}")]
     Resume(#[source] ResumeError),
     /// A step of this process's own setup (the runtime, a loopback port for the metrics).

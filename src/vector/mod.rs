@@ -3,7 +3,8 @@
 //! source and sends to PostHog and to the identity sidecar.
 //!
 //! - [`prepare`]: export files checked before Vector reads them (a missing final newline,
-//!   which Vector never reads, added).
+//!   which Vector never reads, added; rows too long for Vector, which it discards without a
+//!   trace, set aside as dead letters).
 //! - [`resume`]: crash recovery for the gzip files Vector was in the middle of, from its
 //!   [`checkpoints`].
 //! - [`report`]: the report of a Vector-carried migration, from the export counted with the
@@ -12,14 +13,15 @@
 //!   under `<state>/vector/` (`workspace`, the config rendered by `config`), runs the sidecar
 //!   in this process (`sidecar`), starts and stops Vector (`process`), watches its
 //!   checkpoints against the export as the file source sees it (`file_source`) and its
-//!   internal metrics (`metrics`) until the end, and counts the summary (`supervisor`); why it
-//!   failed is a [`VectorError`] (`error`).
+//!   internal metrics (`metrics`) until the end or a stall (`end`), and counts the summary
+//!   (`supervisor`); why it failed is a [`VectorError`] (`error`).
 //!
 //! `migrate`'s own engine, which needs no Vector, is [`crate::migrate`]; a refused row's
 //! record has the one shape of [`crate::dead_letter`], which is Vector's.
 
 pub mod checkpoints;
 mod config;
+mod end;
 mod error;
 mod file_source;
 mod metrics;

@@ -2,9 +2,11 @@
 //!
 //! Vector never re-reads a gzip file that has a checkpoint, even one it was in the middle of
 //! when it stopped: the rest of that file would be lost. `resume` finds export files whose
-//! checkpoint `position` (in decompressed bytes) is short of their decompressed length and
-//! removes those checkpoints, so Vector reads them again from the start; the deterministic
-//! uuids of the mapping make the part PostHog already has collapse there.
+//! checkpoint `position` (in decompressed bytes) is short of where it stands once the file is
+//! read (the end of its last line Vector reads: see
+//! [`crate::export_file::FileFacts::checkpoint_end`]) and removes those checkpoints, so
+//! Vector reads them again from the start; the deterministic uuids of the mapping make the
+//! part PostHog already has collapse there.
 //!
 //! Checkpoints are read as [`super::checkpoints`] describes them; entries of other shapes are
 //! kept untouched.
@@ -137,7 +139,9 @@ pub fn resume(
                 report.files.push(FileState::Plain { path, position });
                 keep.push(entry);
             }
-            Ok(Some(facts)) if facts.ends_with_newline && position >= facts.decompressed_bytes => {
+            // Read to where Vector's checkpoint can reach: past the last line it reads, since a
+            // line too long for it never moves a checkpoint (`prepare` dead-letters those).
+            Ok(Some(facts)) if facts.ends_with_newline && position >= facts.checkpoint_end => {
                 report.files.push(FileState::Complete {
                     path,
                     length: facts.decompressed_bytes,
@@ -210,7 +214,7 @@ fn export_files(dirs: &[PathBuf]) -> Result<BTreeMap<(u64, u64), PathBuf>, Resum
 }
 
 /// What decompressing a gzip file (all members) finds, or `None` for a plain file.
-fn gzip_facts(path: &Path) -> io::Result<Option<crate::export_file::GzipFacts>> {
+fn gzip_facts(path: &Path) -> io::Result<Option<crate::export_file::FileFacts>> {
     if !crate::fs::is_gzip_file(path)? {
         return Ok(None);
     }

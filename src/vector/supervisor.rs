@@ -2,12 +2,14 @@
 //! `vector.toml`, supervised by this command in a workspace of its own under `<state>/vector/`
 //! (see [`super::workspace`]). The identity sidecar runs inside this process, on loopback.
 //!
-//! Each run: add missing final newlines to the export files (`prepare`), run `resume` on the
-//! checkpoints, start Vector, and watch until the end — every export file checkpointed to its
-//! end, both HTTP sinks' disk buffers empty with nothing in flight (Vector's internal metrics,
-//! exported on loopback), and the sidecar's outbox empty. Then Vector is stopped and the
-//! summary counted. A crash of this command or of Vector loses nothing: Vector dies with
-//! this command (`PR_SET_PDEATHSIG`), and the same command resumes.
+//! Each run: add missing final newlines to the export files and set aside the rows too long
+//! for Vector as dead letters (`prepare`), run `resume` on the checkpoints, start Vector, and
+//! watch until the end ([`super::end`]) — every export file checkpointed to its end, both
+//! HTTP sinks' disk buffers empty with nothing in flight (Vector's internal metrics, exported
+//! on loopback), and the sidecar's outbox empty — or until a file is stuck short of its end
+//! while nothing moves, which is a problem of the run. Then Vector is stopped and the summary
+//! counted. A crash of this command or of Vector loses nothing: Vector dies with this command
+//! (`PR_SET_PDEATHSIG`), and the same command resumes.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -15,8 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::file_source::{ExportFiles, Positions, export_roots};
-use super::metrics::{VectorMetrics, scrape};
+use super::end::{EndWatch, Look, Verdict};
+use super::file_source::{ExportFiles, Positions, export_roots, matching_files};
+use super::metrics::scrape;
 use super::sidecar::Sidecar;
 use super::workspace::Workspace;
 use super::{SOURCE_ID, VectorError, process};
@@ -35,16 +38,31 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, VectorE
         .map_err(MigrateError::from)?;
     let workspace = Workspace::create(&options.state_dir)?;
 
-    // Files that lack a final newline get one (Vector never reads such a last line).
+    // Files that lack a final newline get one (Vector never reads such a last line); rows too
+    // long for Vector, which it would discard without a trace, become dead letters.
     let dirs: Vec<PathBuf> = roots.iter().map(|root| root.dir.clone()).collect();
-    let prepared = super::prepare::prepare(&dirs, false).map_err(VectorError::Prepare)?;
+    let prepared = super::prepare::prepare_files(
+        &matching_files(&roots)?,
+        super::prepare::Expect::Either,
+        false,
+        &workspace.dead_letters(),
+    )
+    .map_err(VectorError::Prepare)?;
     if prepared.newlines_added() > 0 {
         eprintln!(
             "added a final newline to {} export file(s) whose last line had none",
             prepared.newlines_added()
         );
     }
-    let files = ExportFiles::find(&roots)?;
+    if prepared.set_aside() > 0 {
+        eprintln!(
+            "set aside {} row(s) longer than the {} bytes Vector reads as dead letters (event_too_large) in {}",
+            prepared.set_aside(),
+            crate::input::MAX_LINE_BYTES,
+            prepared.dead_letters.display()
+        );
+    }
+    let files = ExportFiles::prepared(&prepared)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -88,9 +106,10 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, VectorE
         sidecar: &sidecar,
         interrupted: &interrupted,
         metrics_url: format!("http://{metrics_address}/metrics"),
+        stall_limit: options.vector_stall,
     };
-    let stop = match watching.watch(vector, &mut child) {
-        Ok(stop) => stop,
+    let ending = match watching.watch(vector, &mut child) {
+        Ok(ending) => ending,
         Err(error) => {
             sidecar.shutdown(&runtime);
             return Err(error);
@@ -98,7 +117,16 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, VectorE
     };
     process::stop(&mut child);
     sidecar.shutdown(&runtime);
-    finish(options, &workspace, &files, &sidecar, stop)
+    finish(options, &workspace, &files, &sidecar, ending)
+}
+
+/// How watching Vector ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ending {
+    /// Finished, or stopped (a refused key, Ctrl-C).
+    Stopped(Stop),
+    /// Files Vector cannot read to their end, each with why: problems of the run.
+    Stuck(Vec<(String, String)>),
 }
 
 /// What the supervisor watches while Vector runs.
@@ -109,12 +137,14 @@ struct Watching<'a> {
     sidecar: &'a Sidecar,
     interrupted: &'a AtomicBool,
     metrics_url: String,
+    /// How long nothing may move with a file short of its end (see [`super::end`]).
+    stall_limit: Duration,
 }
 
 impl Watching<'_> {
-    /// Watches Vector until the end or a stop, showing progress; an error if Vector stops by
-    /// itself.
-    fn watch(&self, vector: &Path, child: &mut Child) -> Result<Stop, VectorError> {
+    /// Watches Vector until the end, a stop or a stall, showing progress; an error if Vector
+    /// stops by itself.
+    fn watch(&self, vector: &Path, child: &mut Child) -> Result<Ending, VectorError> {
         let counters = Arc::new(LiveCounts::default());
         let total_bytes = self.files.total_bytes();
         let progress = Progress::start(total_bytes, counters.clone(), Duration::from_secs(10));
@@ -125,12 +155,12 @@ impl Watching<'_> {
             self.workspace.log().display()
         ));
         let client = reqwest::Client::new();
-        let mut settled = 0;
-        let mut last = VectorMetrics::default();
+        let mut end = EndWatch::new(self.stall_limit);
+        let started = std::time::Instant::now();
         loop {
             std::thread::sleep(POLL);
             if self.interrupted.load(Ordering::SeqCst) {
-                return Ok(Stop::Interrupted);
+                return Ok(Ending::Stopped(Stop::Interrupted));
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(VectorError::StoppedByItself(format!(
@@ -138,8 +168,10 @@ impl Watching<'_> {
                     self.workspace.log().display()
                 )));
             }
-            let read = self.files.bytes_read(&checkpoint_positions(self.workspace));
-            counters.bytes_read.store(read, Ordering::Relaxed);
+            let positions = checkpoint_positions(self.workspace);
+            counters
+                .bytes_read
+                .store(self.files.bytes_read(&positions), Ordering::Relaxed);
             let Some(metrics) = self.runtime.block_on(scrape(&client, &self.metrics_url)) else {
                 continue;
             };
@@ -148,33 +180,57 @@ impl Watching<'_> {
                 .events_sent
                 .store(metrics.delivered as u64, Ordering::Relaxed);
             if let Some(stop) = metrics.stop().or_else(|| self.sidecar.stop()) {
-                return Ok(stop);
+                return Ok(Ending::Stopped(stop));
             }
-            let done = read == total_bytes && metrics.waiting == 0.0 && self.sidecar.idle();
-            // Two looks in a row with nothing moving: the last acknowledgements are in.
-            settled = if done && metrics == last {
-                settled + 1
-            } else {
-                0
+            let look = Look {
+                at: started.elapsed(),
+                positions: &positions,
+                metrics: &metrics,
+                sidecar_idle: self.sidecar.idle(),
             };
-            last = metrics;
-            if settled >= 2 {
-                return Ok(Stop::Finished);
+            match end.look(self.files, look) {
+                Verdict::Running => {}
+                Verdict::Finished => return Ok(Ending::Stopped(Stop::Finished)),
+                Verdict::Stuck(files) => {
+                    let log = self.workspace.log();
+                    return Ok(Ending::Stuck(
+                        files
+                            .iter()
+                            .map(|file| {
+                                (
+                                    file.path.display().to_string(),
+                                    format!(
+                                        "Vector's checkpoint stays at byte {} of the {} it must reach, and Vector has had nothing in flight for {} s: it cannot read this file to its end (its log: {})",
+                                        file.position,
+                                        file.end,
+                                        self.stall_limit.as_secs(),
+                                        log.display()
+                                    ),
+                                )
+                            })
+                            .collect(),
+                    ));
+                }
             }
         }
     }
 }
 
 /// After Vector has stopped: the summary and the report, counted from the export, the sidecar's
-/// database and Vector's checkpoints; the identity updates PostHog refused beside Vector's own
-/// dead letters.
+/// database and Vector's checkpoints, with the files Vector could not finish as problems; the
+/// identity updates PostHog refused beside Vector's own dead letters.
 fn finish(
     options: &MigrateOptions,
     workspace: &Workspace,
     files: &ExportFiles,
     sidecar: &Sidecar,
-    stop: Stop,
+    ending: Ending,
 ) -> Result<RunReport, VectorError> {
+    let (stop, stuck) = match ending {
+        Ending::Stopped(stop) => (stop, Vec::new()),
+        // The run is over and the files are reported: a problem, exit 1, as any unfinished run.
+        Ending::Stuck(files) => (Stop::Finished, files),
+    };
     eprintln!("counting the export with the native mapping for the summary and the report…");
     let (mut report, mut summary) = super::report::report(
         &options.inputs,
@@ -201,7 +257,14 @@ fn finish(
     summary.files_done = files.done(&positions);
     report.files.total = summary.files;
     report.files.done = summary.files_done;
-    if stop == Stop::Finished {
+    for (file, problem) in stuck.iter().cloned() {
+        report.files.problems.push(crate::report::Problem {
+            file: file.clone(),
+            problem: problem.clone(),
+        });
+        summary.problems.push((file, problem));
+    }
+    if stop == Stop::Finished && stuck.is_empty() {
         // Every file is read to its end and every buffer is drained: every event the mapping
         // produced is delivered (the sink retries every answer but success; nothing is
         // dropped), and every refused row is in Vector's dead letters.

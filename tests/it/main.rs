@@ -43,6 +43,8 @@ mod vector_crash;
 mod vector_faults;
 /// The shipped `vector.toml` on a real Vector: validate, unit tests, end-to-end delivery.
 mod vector_run;
+/// How `migrate --engine vector` ends: a file Vector cannot finish, a row too long for Vector.
+mod vector_supervisor;
 /// The generated Vector unit tests, run through the `vrl` crate.
 mod vector_unit_tests;
 /// The ids the VRL program builds equal the `uuid` crate's.

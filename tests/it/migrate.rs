@@ -644,7 +644,7 @@ fn a_zip_with_hostile_member_names_is_read_in_place_and_nothing_is_written_outsi
 }
 
 /// `migrate --engine vector` as a user runs it, or `None` (one line said) without Vector.
-fn vector_command(setup: &Setup, host: &str) -> Option<Command> {
+pub(crate) fn vector_command(setup: &Setup, host: &str) -> Option<Command> {
     let vector = crate::helpers::vector::vector()?;
     let mut command = setup.command(host, &["--engine", "vector"]);
     command.env("VECTOR_BIN", vector);
@@ -652,7 +652,7 @@ fn vector_command(setup: &Setup, host: &str) -> Option<Command> {
 }
 
 /// Reasons in Vector's dead letters under the state, repeats included.
-fn vector_dead_letters(setup: &Setup) -> BTreeMap<String, u64> {
+pub(crate) fn vector_dead_letters(setup: &Setup) -> BTreeMap<String, u64> {
     let mut reasons = BTreeMap::new();
     for file in amplitude_posthog::fs::walk_files(&setup.path("state/vector/dead-letters"))
         .expect("dead letters")

@@ -1,5 +1,6 @@
-//! `amplitude-posthog resume`: complete, partial, plain, missing and unknown files; dry runs;
-//! atomic rewrite; refusal while Vector holds the data directory.
+//! `amplitude-posthog resume`: complete, partial, plain, missing and unknown files, files whose
+//! last row is too long for Vector; dry runs; atomic rewrite; refusal while Vector holds the
+//! data directory.
 
 use std::fs;
 use std::io::Write;
@@ -241,4 +242,54 @@ fn a_checkpointed_file_whose_last_line_lacks_a_newline_gets_one_and_is_read_agai
     assert!(after.starts_with(&before), "the original bytes stay");
     let facts = amplitude_posthog::export_file::scan_path(&file).expect("gzip");
     assert_eq!((facts.rows, facts.ends_with_newline), (2, true));
+}
+
+#[test]
+fn a_file_whose_last_row_is_too_long_for_vector_is_complete_at_the_row_before_it() {
+    let setup = setup();
+    let max = amplitude_posthog::input::MAX_LINE_BYTES;
+    let long_row = [b"{\"a\":\"".to_vec(), vec![b'x'; max], b"\"}".to_vec()].concat();
+    let file = setup.export.join("187520/187520_2024-01-01_4#5.json.gz");
+    fs::write(&file, gzip_members(&[b"{\"a\":1}\n", &long_row, b"\n"])).expect("write");
+    let other = setup.export.join("187520/187520_2024-01-01_5#6.json.gz");
+    fs::write(
+        &other,
+        gzip_members(&[b"{\"a\":1}\n{\"a\":2}\n", &long_row, b"\n"]),
+    )
+    .expect("write");
+    // Vector discards the long rows: the first file's checkpoint stops after `{"a":1}\n` (8),
+    // the second's is one row short of that (8 of 16): only the second is partial.
+    let mut document: Value =
+        serde_json::from_slice(&fs::read(&setup.checkpoints).expect("read")).expect("json");
+    let entries = document["checkpoints"].as_array_mut().expect("array");
+    entries.push(checkpoint(&file, 8));
+    entries.push(checkpoint(&other, 8));
+    fs::write(
+        &setup.checkpoints,
+        serde_json::to_vec(&document).expect("json"),
+    )
+    .expect("write");
+
+    let report = run_resume(&setup, true).expect("resume");
+    let state = |path: &Path| {
+        report
+            .files
+            .iter()
+            .find(|state| match state {
+                FileState::Complete { path: found, .. }
+                | FileState::Partial { path: found, .. } => found == path,
+                _ => false,
+            })
+            .cloned()
+    };
+    assert!(
+        matches!(state(&file), Some(FileState::Complete { .. })),
+        "{:?}",
+        report.files
+    );
+    assert!(
+        matches!(state(&other), Some(FileState::Partial { position: 8, .. })),
+        "{:?}",
+        report.files
+    );
 }

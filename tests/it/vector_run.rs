@@ -3,7 +3,9 @@
 //! changed, the identity sidecar running, PostHog played by the capture stand-in — delivers
 //! every event the native mapping produces, dead-letters every refused row in Vector's shape,
 //! carries rows nested at and beyond the nesting rule, reads a file whose last line lacked its
-//! newline once `prepare` has run, and logs no `intentional=false` drop.
+//! newline once `prepare` has run, and logs no `intentional=false` drop. A 9 MB row, which
+//! Vector discards, is `prepare`'s dead letter, Vector reads on past it, and no file is left
+//! for `resume` to read again.
 //! On a machine without Vector each test says so in one line and passes.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -164,7 +166,7 @@ fn a_real_vector_delivers_every_event_dead_letters_every_refused_row_and_drops_n
     );
     assert!(
         prepared.ends_with(&format!(
-            "3 export file(s), {} row(s); 1 newline(s) added; 0 unreadable\n",
+            "3 export file(s), {} row(s); 1 newline(s) added; 0 row(s) too long for Vector set aside; 0 unreadable\n",
             all.len()
         )),
         "{prepared}"
@@ -324,4 +326,107 @@ fn a_real_vector_delivers_every_event_dead_letters_every_refused_row_and_drops_n
         drops.join("\n")
     );
     assert!(!sidecar.log().contains("ERROR"), "{}", sidecar.log());
+}
+
+#[test]
+fn a_row_too_long_for_a_real_vector_becomes_prepares_dead_letter_and_no_file_stays_unfinished() {
+    let Some(vector) = vector() else { return };
+    let capture = PostHogCapture::start(KEY);
+    let scratch = tempfile::tempdir().expect("tmp");
+    let sidecar = start_sidecar(scratch.path(), "127.0.0.1:0", &capture.url());
+    let workspace = Workspace::new(&capture.url(), &sidecar.url);
+
+    // The issue's export: 300 generated rows, and a file holding one 9 MB row (valid JSON, a
+    // huge property); and a 9 MB row between two rows, which Vector must skip and read on.
+    let generated = generated_rows(300, 13, 0.02);
+    workspace.export_file("187520_2024-07-06_12#1.json.gz", &[&generated[..]]);
+    let mut huge = br#"{"event_type":"Huge","user_id":"huge-user","event_time":"2024-07-06 13:00:00","event_properties":{"blob":""#.to_vec();
+    huge.resize(9_000_000 - 3, b'x');
+    huge.extend_from_slice(br#""}}"#);
+    workspace.export_file("187520_2024-07-06_13#1.json.gz", &[&[huge.clone()][..]]);
+    let around = generated_rows(2, 14, 0.0);
+    let sandwich = [around[0].clone(), huge.clone(), around[1].clone()];
+    workspace.export_file("187520_2024-07-06_14#1.json.gz", &[&sandwich[..]]);
+    let all: Vec<Vec<u8>> = [&generated[..], &[huge.clone()][..], &sandwich[..]].concat();
+    let (events, rejects) = expected(&all);
+    let too_long = rejects
+        .iter()
+        .filter(|(row, _)| row.len() > amplitude_posthog::input::MAX_LINE_BYTES)
+        .count();
+    assert_eq!(too_long, 2);
+
+    let prepared = workspace.prepare();
+    assert!(
+        prepared.contains(
+            "2 row(s) too long for Vector set aside (dead letters: dead-letters/prepare.jsonl)"
+        ),
+        "{prepared}"
+    );
+    let mut running = workspace.start_vector(&vector);
+    wait_until(
+        Duration::from_secs(240),
+        "every event in PostHog and every refused row dead-lettered",
+        || {
+            let counts = capture.uuid_counts();
+            events.keys().all(|uuid| counts.contains_key(uuid))
+                && workspace.dead_letters().len() >= rejects.len()
+        },
+        || {
+            format!(
+                "{} of {} events arrived; Vector's log ends:\n{}",
+                capture.uuid_counts().len(),
+                events.len(),
+                tail(&running.log(), 20)
+            )
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Every refused row once: Vector's rows from Vector, the two long ones from prepare.
+    let letters = workspace.dead_letters();
+    assert_eq!(letters.len(), rejects.len(), "{letters:?}");
+    let mut from_prepare: Vec<(&str, u64)> = letters
+        .iter()
+        .filter(|letter| letter["metadata"]["dropped"]["component_id"] == "prepare")
+        .map(|letter| {
+            (
+                letter["file"].as_str().expect("file"),
+                letter["line"].as_u64().expect("line"),
+            )
+        })
+        .collect();
+    from_prepare.sort_unstable();
+    assert_eq!(
+        from_prepare,
+        [
+            ("export/187520/187520_2024-07-06_13#1.json.gz", 1),
+            ("export/187520/187520_2024-07-06_14#1.json.gz", 2)
+        ]
+    );
+    assert!(unintended_drops(&running.log()).is_empty());
+
+    // Stopped, nothing is left unfinished: resume has nothing to read again.
+    assert!(running.terminate().success(), "Vector stops on SIGTERM");
+    let resumed = workspace.resume(true);
+    assert!(
+        resumed.contains("would remove 0 checkpoint(s)"),
+        "{resumed}"
+    );
+
+    // The pipeline's report: the export counted as the mapping counts it, no refusal missing.
+    let report = Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+        .args([
+            "report",
+            "--export",
+            "export",
+            "--dead-letters",
+            "dead-letters",
+        ])
+        .args(["--out", "report"])
+        .current_dir(workspace.path())
+        .output()
+        .expect("report runs");
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{text}");
+    assert!(!text.contains("problem:"), "{text}");
 }
