@@ -13,6 +13,8 @@ pub struct LiveCounts {
     pub rows: AtomicU64,
     pub events_sent: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Events of late rows held for the late pass (this run).
+    pub held: AtomicU64,
     /// Shared with the delivery code, which counts every retried request.
     pub retries: Arc<AtomicU64>,
 }
