@@ -18,7 +18,7 @@
 //! record has the one shape of [`crate::dead_letter`], which is Vector's.
 
 pub mod checkpoints;
-mod config;
+pub mod config;
 mod file_source;
 mod metrics;
 pub mod prepare;

@@ -52,6 +52,7 @@ pub(super) fn assemble(
     let mut open = DayBatches::new(limits);
     let mut ready = Vec::new();
     let mut turn = 0;
+    let mut chunks = 0;
     // Reasons this run has an example row of already.
     let mut exemplified = HashSet::new();
     let mut finished = vec![false; from_mappers.len()];
@@ -74,6 +75,9 @@ pub(super) fn assemble(
             .fetch_add(chunk.lines.len() as u64, Ordering::Relaxed);
         for (key, value) in &sorted.pending.counts {
             *assembled.counts.entry(key.clone()).or_default() += value;
+            if key.1 == Metric::Events {
+                counters.events.fetch_add(*value, Ordering::Relaxed);
+            }
         }
         assembled
             .examples
@@ -115,11 +119,13 @@ pub(super) fn assemble(
             return Ok(assembled);
         }
         for row in sorted.rows {
-            open.add_row(&row.day, row.events, &mut ready);
+            open.add_row(&row.day, chunks, row.events, &mut ready);
             if let Some(oldest) = &row.oldest_current {
                 open.close_before(oldest, &mut ready);
             }
         }
+        open.close_stale(chunks, &mut ready);
+        chunks += 1;
         if !send(&mut ready, &batches) {
             return Ok(assembled);
         }

@@ -19,8 +19,14 @@ use chrono::{Days, NaiveDate};
 
 use super::{Batch, EventOrigin};
 
-/// Open day batches at most (the front's day, the day before, and rows ahead of the front).
+/// Open day batches at most (the front's day and the day before; a few more while the front
+/// jumps).
 pub(super) const OPEN_DAYS: usize = 4;
+
+/// Chunks an open batch may wait for more rows of its day: a file's watermark cannot pass a
+/// chunk whose events wait in an open batch, and what lies past the watermark is sent again
+/// after a crash, so an open batch goes once this many chunks came after its first row.
+pub(super) const STALE_AFTER_CHUNKS: u64 = 2;
 
 /// The main pass's front: the newest event day seen so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,9 +102,9 @@ impl Limits {
     }
 }
 
-/// The open batches of the main pass, one per day.
+/// The open batches of the main pass, one per day, each with the chunk of its first row.
 pub(super) struct DayBatches {
-    open: BTreeMap<Arc<str>, Batch>,
+    open: BTreeMap<Arc<str>, (u64, Batch)>,
     limits: Limits,
 }
 
@@ -110,11 +116,13 @@ impl DayBatches {
         }
     }
 
-    /// Adds one row's events (all of `day`) to its day's batch; the batches that are ready to
-    /// go are pushed onto `ready`, in the order they must go.
+    /// Adds one row's events (all of `day`), from the assembler's `chunk`-th chunk, to its
+    /// day's batch; the batches that are ready to go are pushed onto `ready`, in the order
+    /// they must go.
     pub(super) fn add_row(
         &mut self,
         day: &Arc<str>,
+        chunk: u64,
         events: Vec<(String, EventOrigin)>,
         ready: &mut Vec<Batch>,
     ) {
@@ -122,20 +130,19 @@ impl DayBatches {
             return;
         }
         let bytes: usize = events.iter().map(|(event, _)| event.len() + 1).sum();
-        if let Some(batch) = self.open.get_mut(day)
+        if let Some((_, batch)) = self.open.get(day)
             && self.limits.overflows(batch, events.len(), bytes)
         {
-            ready.push(std::mem::replace(batch, Batch::empty()));
+            ready.push(self.open.remove(day).expect("open").1);
         }
-        if !self.open.contains_key(day) {
-            if self.open.len() >= OPEN_DAYS {
-                // The oldest open day goes first: the main pass moves forward.
-                let (_, oldest) = self.open.pop_first().expect("open days");
-                ready.push(oldest);
-            }
-            self.open.insert(day.clone(), Batch::empty());
+        if !self.open.contains_key(day) && self.open.len() >= OPEN_DAYS {
+            // The oldest open day goes first: the main pass moves forward.
+            ready.push(self.open.pop_first().expect("open days").1.1);
         }
-        let batch = self.open.get_mut(day).expect("opened");
+        let (_, batch) = self
+            .open
+            .entry(day.clone())
+            .or_insert_with(|| (chunk, Batch::empty()));
         batch.push_row(events, bytes);
     }
 
@@ -145,13 +152,27 @@ impl DayBatches {
             if &**entry.key() >= day {
                 break;
             }
-            ready.push(entry.remove());
+            ready.push(entry.remove().1);
+        }
+    }
+
+    /// Sends the batches that have waited [`STALE_AFTER_CHUNKS`] chunks by the `chunk`-th,
+    /// oldest day first.
+    pub(super) fn close_stale(&mut self, chunk: u64, ready: &mut Vec<Batch>) {
+        let stale: Vec<Arc<str>> = self
+            .open
+            .iter()
+            .filter(|(_, (first, _))| first + STALE_AFTER_CHUNKS <= chunk)
+            .map(|(day, _)| day.clone())
+            .collect();
+        for day in stale {
+            ready.push(self.open.remove(&day).expect("open").1);
         }
     }
 
     /// Every open batch, oldest day first.
     pub(super) fn close_all(&mut self, ready: &mut Vec<Batch>) {
-        while let Some((_, batch)) = self.open.pop_first() {
+        while let Some((_, (_, batch))) = self.open.pop_first() {
             ready.push(batch);
         }
     }
@@ -296,7 +317,7 @@ mod tests {
             ("2024-01-02", 6, 1),
         ] {
             let (day, events) = row(day, line, events);
-            open.add_row(&day, events, &mut ready);
+            open.add_row(&day, 0, events, &mut ready);
         }
         // Day 1's first batch (2 events) could not take the second row of 2 events.
         assert_eq!(days(&ready), ["2024-01-01", "2024-01-02"]);
@@ -323,8 +344,26 @@ mod tests {
         let mut ready = Vec::new();
         for day in 1..=OPEN_DAYS + 2 {
             let (day, events) = row(&format!("2024-01-{day:02}"), day as u64, 1);
-            open.add_row(&day, events, &mut ready);
+            open.add_row(&day, 0, events, &mut ready);
         }
+        assert_eq!(days(&ready), ["2024-01-01", "2024-01-02"]);
+    }
+
+    #[test]
+    fn an_open_batch_waits_two_chunks_at_most() {
+        let limits = Limits {
+            events: 100,
+            bytes: 1 << 20,
+        };
+        let mut open = DayBatches::new(limits);
+        let mut ready = Vec::new();
+        for (day, chunk) in [("2024-01-01", 0), ("2024-01-02", 1), ("2024-01-02", 2)] {
+            let (day, events) = row(day, chunk, 1);
+            open.add_row(&day, chunk, events, &mut ready);
+            open.close_stale(chunk, &mut ready);
+        }
+        assert_eq!(days(&ready), ["2024-01-01"]);
+        open.close_stale(3, &mut ready);
         assert_eq!(days(&ready), ["2024-01-01", "2024-01-02"]);
     }
 

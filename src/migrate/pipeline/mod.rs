@@ -269,17 +269,24 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     let counters = Arc::new(LiveCounts::default());
     let progress = Progress::start(
         plans.iter().map(|plan| plan.size).sum(),
+        options.rate.0,
         counters.clone(),
         Duration::from_secs(10),
     );
     let unregistered = plan::record_problems(unreadable, &problems, state.as_ref(), &progress)?;
+    // One client for every request of the run: one total rate, events and identities alike.
+    let client = client(options, &counters)?;
     // The identity sidecar's sender, on the same database, from the start.
     let sidecar = match &state {
-        Some(state) => Some(identities::start_sender(&runtime, state.path(), options)?),
+        Some(state) => Some(identities::start_sender(
+            &runtime,
+            state.path(),
+            options,
+            client.limiter(),
+        )?),
         None => None,
     };
 
-    let client = client(options, &counters)?;
     let front = match &state {
         Some(state) => days::Front::resume(state.front()?.as_deref()),
         None => days::Front::default(),
@@ -365,7 +372,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
 
 /// The PostHog client of the event senders, with this run's limits.
 fn client(options: &MigrateOptions, counters: &LiveCounts) -> Result<Client, MigrateError> {
-    let mut client = Client::new(&options.host, &options.api_key, options.rate)
+    let mut client = Client::new(&options.host, &options.api_key, options.rate.0)
         .map_err(|error| MigrateError::Client(error.to_string()))?;
     client.initial_backoff = options.initial_backoff;
     client.max_backoff = options.max_backoff;
