@@ -78,7 +78,7 @@ impl Setup {
     }
 }
 
-fn read_all(export: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn read_all(export: &Path) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     for source in discover(&[export.to_path_buf()]).expect("inputs") {
         let mut reader = LineReader::open(source).expect("readable");

@@ -24,17 +24,17 @@ pub(super) fn send_held(
     let state = State::open(dir)?;
     let mut open = LateBatches::new(limits);
     let mut ready = Vec::new();
-    let mut cursor: Option<(String, i64)> = None;
+    let mut cursor = None;
     let mut rows = 0;
     loop {
         if switch.is_on() {
             return Ok(rows);
         }
-        let page = state.late_rows(cursor.as_ref().map(|(day, id)| (day.as_str(), *id)), PAGE)?;
+        let page = state.late_rows(cursor.as_ref(), PAGE)?;
         let Some(last) = page.last() else {
             break;
         };
-        cursor = Some((last.day.clone(), last.id));
+        cursor = Some(last.clone());
         for held in page {
             rows += 1;
             let day: Arc<str> = held.day.into();

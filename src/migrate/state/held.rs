@@ -117,24 +117,29 @@ impl State {
             .map_err(self.fail())
     }
 
-    /// Up to `limit` held rows after `after` (a day and an id), day by day, oldest first.
+    /// Up to `limit` held rows after `after`, day by day, oldest first; within a day in the
+    /// order of their files (the state numbers files in the order a migration first read
+    /// them: export order) and lines.
     pub fn late_rows(
         &self,
-        after: Option<(&str, i64)>,
+        after: Option<&LateRow>,
         limit: usize,
     ) -> Result<Vec<LateRow>, StateError> {
-        let (day, id) = after.unwrap_or(("", i64::MIN));
+        let (day, file, line) = match after {
+            Some(row) => (row.day.as_str(), row.file, row.line as i64),
+            None => ("", i64::MIN, i64::MIN),
+        };
         let mut statement = self
             .connection
             .prepare_cached(
                 "SELECT h.id, h.day, h.file_id, f.source, h.line, h.payload
                  FROM migrate_held h JOIN migrate_files f ON f.id = h.file_id
-                 WHERE (h.day, h.id) > (?1, ?2)
-                 ORDER BY h.day, h.id LIMIT ?3",
+                 WHERE (h.day, h.file_id, h.line) > (?1, ?2, ?3)
+                 ORDER BY h.day, h.file_id, h.line LIMIT ?4",
             )
             .map_err(self.fail())?;
         let rows = statement
-            .query_map(params![day, id, limit as i64], |row| {
+            .query_map(params![day, file, line, limit as i64], |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, String>(1)?,
@@ -247,10 +252,7 @@ mod tests {
         assert_eq!(first[0].row, b"{\"line\":2}");
         assert_eq!(first[0].events, ["{\"uuid\":\"2a\"}", "{\"uuid\":\"2b\"}"]);
         assert_eq!(first[0].name, "export/a.json.gz");
-        let last = &first[1];
-        let rest = state
-            .late_rows(Some((&last.day, last.id)), 10)
-            .expect("rows");
+        let rest = state.late_rows(Some(&first[1]), 10).expect("rows");
         assert_eq!(rest.len(), 1);
         let mut counts = DayCounts::new();
         counts.insert(("2024-01-02".into(), Metric::Delivered, String::new()), 2);

@@ -66,7 +66,7 @@ const MIGRATIONS: &[&str] = &[
         payload BLOB NOT NULL
      );
      CREATE UNIQUE INDEX migrate_held_by_line ON migrate_held (file_id, line);
-     CREATE INDEX migrate_held_by_day ON migrate_held (day, id);",
+     CREATE INDEX migrate_held_by_day ON migrate_held (day, file_id, line);",
 ];
 
 /// What the state knows of one input file.
