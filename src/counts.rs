@@ -28,10 +28,13 @@ pub enum Metric {
     Delivered,
     /// Events PostHog refused for good (in the dead letters with its answer).
     DeadLettered,
+    /// Events of rows uploaded late, held in the state for the late pass (see
+    /// `migrate::pipeline::days`); none once a migration is complete.
+    Held,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::Rows,
         Metric::Mapped,
         Metric::Skipped,
@@ -39,6 +42,7 @@ impl Metric {
         Metric::Events,
         Metric::Delivered,
         Metric::DeadLettered,
+        Metric::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Metric {
             Metric::Events => "events",
             Metric::Delivered => "delivered",
             Metric::DeadLettered => "dead_lettered",
+            Metric::Held => "held",
         }
     }
 
@@ -84,6 +89,9 @@ pub struct Tally {
     pub delivered: u64,
     /// Events PostHog refused for good (in the dead letters with its answer).
     pub dead_lettered: u64,
+    /// Events of late rows held for the late pass, not sent yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub held: u64,
     /// `$create_alias` events sent for (device → user) pairs first seen that day.
     pub aliases_sent: u64,
     /// Later users of an already linked device, first seen that day (never sent).
@@ -99,6 +107,7 @@ impl Tally {
             Metric::Events => self.events += count,
             Metric::Delivered => self.delivered += count,
             Metric::DeadLettered => self.dead_lettered += count,
+            Metric::Held => self.held += count,
             Metric::Skipped => *self.skipped.entry(reason.to_owned()).or_default() += count,
             Metric::Rejected => *self.rejected.entry(reason.to_owned()).or_default() += count,
         }
@@ -138,6 +147,7 @@ impl Tally {
         self.events += other.events;
         self.delivered += other.delivered;
         self.dead_lettered += other.dead_lettered;
+        self.held += other.held;
         self.aliases_sent += other.aliases_sent;
         self.alias_conflicts += other.alias_conflicts;
         for (reason, count) in &other.skipped {
@@ -161,10 +171,15 @@ impl Tally {
         self.rows == self.mapped + self.skipped_total() + self.rejected_total()
     }
 
-    /// rows = mapped + skipped + rejected, and events = delivered + dead-lettered.
+    /// rows = mapped + skipped + rejected, and events = delivered + dead-lettered (+ held for
+    /// the late pass, while a migration is under way).
     pub fn adds_up(&self) -> bool {
-        self.rows_add_up() && self.events == self.delivered + self.dead_lettered
+        self.rows_add_up() && self.events == self.delivered + self.dead_lettered + self.held
     }
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// Adds one row to per-day counts: its outcome's counts on its day (`None`: [`UNKNOWN_DAY`]).

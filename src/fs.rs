@@ -83,7 +83,8 @@ pub struct WalkError {
 }
 
 /// Every regular file under `root` (at any depth, following symbolic links to files and
-/// directories, each directory once however many links lead to it), sorted by path. A file
+/// directories, each directory once however many links lead to it), in export order (see
+/// [`crate::export_order`]: Amplitude's names by date, hour and partition). A file
 /// given as `root` is returned alone. The first entry that cannot be read is the error.
 pub fn walk_files(root: &Path) -> Result<Vec<PathBuf>, WalkError> {
     let (files, mut unreadable) = walk_files_reporting(root)?;
@@ -135,7 +136,7 @@ pub fn walk_files_reporting(root: &Path) -> Result<(Vec<PathBuf>, Vec<WalkError>
             }
         }
     }
-    files.sort();
+    crate::export_order::sort_paths(&mut files);
     Ok((files, unreadable))
 }
 

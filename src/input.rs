@@ -43,7 +43,8 @@ impl InputSource {
 
 /// The export inputs `args` name, in order: a file as given; a directory expanded to the
 /// export files under it (`*.json.gz`, `*.json`, and the `*.json.gz` members of `*.zip`), in
-/// path order; a zip to its `*.json.gz` members, in the zip's order. `-` is standard input.
+/// export order; a zip to its `*.json.gz` members, in export order too (see
+/// [`crate::export_order`]). `-` is standard input.
 pub fn discover(args: &[PathBuf]) -> Result<Vec<InputSource>, InputError> {
     let (inputs, mut unreadable) = discover_reporting(args)?;
     match unreadable.is_empty() {
@@ -84,10 +85,12 @@ pub fn discover_reporting(
         };
         for file in files {
             if is_zip(&file) {
-                let members = crate::zip_member::list(&file).map_err(|error| InputError::Open {
-                    path: file.display().to_string(),
-                    error,
-                })?;
+                let mut members =
+                    crate::zip_member::list(&file).map_err(|error| InputError::Open {
+                        path: file.display().to_string(),
+                        error,
+                    })?;
+                members.sort_by(|a, b| crate::export_order::compare_names(&a.name, &b.name));
                 inputs.extend(members.into_iter().map(|member| InputSource::ZipMember {
                     zip: file.clone(),
                     member: member.name,

@@ -10,6 +10,7 @@
 //! - [`zip_member`]: the members of an Export API zip, read in place.
 //! - [`export_file`]: one export file decompressed, counted, its last newline checked.
 //! - [`export`]: the Export API downloader and the zip unpacker.
+//! - [`export_order`]: the order an export is read in (Amplitude's names by date, hour, partition).
 //! - [`fs`]: crash-safe writes, gzip detection, directory walks (one home each).
 //! - [`generator`]: realistic, deterministic Amplitude exports.
 //! - [`vector`]: everything about Vector: `migrate --engine vector`'s supervisor, the report of
@@ -20,6 +21,7 @@ pub mod dead_letter;
 pub mod engine;
 pub mod export;
 pub mod export_file;
+pub mod export_order;
 pub mod fs;
 pub mod generator;
 pub mod input;

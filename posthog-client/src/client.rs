@@ -38,8 +38,20 @@ impl Client {
         )
     }
 
-    /// A client of the `/batch/` endpoint at `url` (`https://…/batch/`).
+    /// A client of the `/batch/` endpoint at `url` (`https://…/batch/`), `rate` events per
+    /// second at most, when given.
     pub fn to_url(url: &str, api_key: &str, rate: Option<u32>) -> reqwest::Result<Client> {
+        let limiter = rate.map(|rate| Arc::new(RateLimiter::new(rate)));
+        Client::sharing(url, api_key, limiter)
+    }
+
+    /// A client of the `/batch/` endpoint at `url` whose requests count against `limiter`
+    /// with every other client sharing it (one total rate for a whole migration).
+    pub fn sharing(
+        url: &str,
+        api_key: &str,
+        limiter: Option<Arc<RateLimiter>>,
+    ) -> reqwest::Result<Client> {
         Ok(Client {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -49,9 +61,14 @@ impl Client {
             key_json: serde_json::Value::from(api_key).to_string(),
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
-            limiter: rate.map(|rate| Arc::new(RateLimiter::new(rate))),
+            limiter,
             retries: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// The rate limit this client's requests count against, to share with other clients.
+    pub fn limiter(&self) -> Option<Arc<RateLimiter>> {
+        self.limiter.clone()
     }
 
     /// The gzip body of a request carrying `events` (each already compact JSON).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use posthog_client::rate::RateLimiter;
 use posthog_client::refusals::{IN_A_ROW, Refusals};
 use posthog_client::{Client, Undelivered};
 use tokio::sync::{Notify, watch};
@@ -26,6 +27,9 @@ pub struct SenderConfig {
     pub max_backoff: Duration,
     /// How long to wait for new records when the outbox is empty.
     pub idle_wait: Duration,
+    /// The rate limit its requests count against (shared with the events' sender when the
+    /// sidecar runs inside `migrate`); `None`: unlimited.
+    pub limiter: Option<Arc<RateLimiter>>,
 }
 
 /// Shared between the sender and the HTTP server.
@@ -68,7 +72,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Stopped> {
     let mut store = Store::open(&config.database)?;
-    let mut client = Client::to_url(&config.batch_url, &config.api_key, None)?;
+    let mut client = Client::sharing(&config.batch_url, &config.api_key, config.limiter.clone())?;
     client.initial_backoff = config.initial_backoff;
     client.max_backoff = config.max_backoff;
     let mut refused_in_a_row = 0;

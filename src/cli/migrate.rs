@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use amplitude_posthog::engine::EngineKind;
 use amplitude_posthog::migrate::{DEFAULT_STATE_DIR, MigrateOptions, Stop, run};
+use posthog_client::rate::{DEFAULT_RATE, Rate};
 
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
@@ -29,9 +30,10 @@ pub struct MigrateArgs {
     /// The form of the mapping (all give the same bytes).
     #[arg(long, value_enum, default_value = "native")]
     pub mapping: EngineKind,
-    /// Events per second at most (PostHog asks migrations above 10 000 a minute to agree a rate).
-    #[arg(long, value_name = "EVENTS_PER_S")]
-    pub rate: Option<u32>,
+    /// Events per second at most, in total (events, aliases, group updates), or `unlimited`
+    /// (a self-hosted PostHog). PostHog's migration guide: a few thousand a second at most.
+    #[arg(long, value_name = "EVENTS_PER_S", default_value_t = Rate(Some(DEFAULT_RATE)))]
+    pub rate: Rate,
     /// Requests to PostHog in flight at most.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
@@ -128,8 +130,18 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let summary = &report.summary;
     eprintln!("{summary}");
     if let Some(dry_run) = &report.dry_run {
+        let duration = match options.rate.0 {
+            Some(rate) => format!(
+                " at {}, about {}",
+                options.rate.describe(),
+                indicatif::HumanDuration(Duration::from_secs(
+                    summary.totals.events.div_ceil(u64::from(rate))
+                ))
+            ),
+            None => String::new(),
+        };
         eprintln!(
-            "dry run: would send {} events in {} requests to {}/batch/; nothing was sent{}",
+            "dry run: would send {} events in {} requests to {}/batch/{duration}; nothing was sent{}",
             summary.totals.events,
             dry_run.batches,
             shown_host,
@@ -150,6 +162,10 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
+    eprintln!(
+        "rate: {} in total (events, aliases and group updates; --rate to change)",
+        options.rate.describe()
+    );
     if vector.is_none() {
         // The embedded engine's state has the per-day counts: the report of every run.
         let report = amplitude_posthog::report::Report::from_state_dir(&options.state_dir)?;

@@ -76,7 +76,13 @@ pub fn unpack_zip(zip_path: &Path, out_dir: &Path) -> Result<Extraction, UnpackE
     let mut archive =
         zip::ZipArchive::new(BufReader::new(file)).map_err(|error| broken(error.into()))?;
     let mut extraction = Extraction::default();
-    for index in 0..archive.len() {
+    // Members in export order, so the files are written (and a watching Vector, which reads
+    // files by creation time, finds them) oldest first.
+    let mut order: Vec<(usize, String)> = (0..archive.len())
+        .filter_map(|index| Some((index, archive.name_for_index(index)?.to_owned())))
+        .collect();
+    order.sort_by(|(_, a), (_, b)| crate::export_order::compare_names(a, b));
+    for (index, _) in order {
         let mut member = archive
             .by_index(index)
             .map_err(|error| broken(error.into()))?;

@@ -20,6 +20,8 @@ pub mod tracker;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use posthog_client::rate::{DEFAULT_RATE, Rate, RateLimiter};
+
 use crate::engine::EngineKind;
 
 pub use pipeline::{DryRun, RunReport, run};
@@ -38,8 +40,8 @@ pub struct MigrateOptions {
     pub mapping: EngineKind,
     /// Mapping threads.
     pub threads: usize,
-    /// Events per second at most.
-    pub rate: Option<u32>,
+    /// Events per second at most, in total: events, aliases and group updates together.
+    pub rate: Rate,
     /// Requests in flight at most.
     pub concurrency: usize,
     /// Events per request at most.
@@ -66,7 +68,7 @@ impl MigrateOptions {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             mapping: EngineKind::Native,
             threads: std::thread::available_parallelism().map_or(2, usize::from),
-            rate: None,
+            rate: Rate(Some(DEFAULT_RATE)),
             concurrency: 4,
             batch_events: 1000,
             batch_bytes: 5_000_000,
@@ -78,11 +80,12 @@ impl MigrateOptions {
     }
 }
 
-/// The identity sidecar's sender for this migration: its database, PostHog and the key, and
-/// this command's backoff.
+/// The identity sidecar's sender for this migration: its database, PostHog and the key, this
+/// command's backoff, and the rate limit it counts against.
 pub(crate) fn identity_sender_config(
     database: &std::path::Path,
     options: &MigrateOptions,
+    limiter: Option<std::sync::Arc<RateLimiter>>,
 ) -> posthog_identity_sidecar::sender::SenderConfig {
     posthog_identity_sidecar::sender::SenderConfig {
         database: database.to_path_buf(),
@@ -92,6 +95,7 @@ pub(crate) fn identity_sender_config(
         initial_backoff: options.initial_backoff,
         max_backoff: options.max_backoff,
         idle_wait: Duration::from_millis(500),
+        limiter,
     }
 }
 

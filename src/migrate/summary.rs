@@ -65,11 +65,15 @@ impl fmt::Display for MigrationSummary {
             totals.skipped_total(),
             totals.rejected_total()
         )?;
-        writeln!(
+        write!(
             f,
             "events {} = delivered {} + dead-lettered {}",
             totals.events, totals.delivered, totals.dead_lettered
         )?;
+        match totals.held {
+            0 => writeln!(f)?,
+            held => writeln!(f, " + held for the late pass {held}")?,
+        }
         for (reason, count) in &totals.skipped {
             writeln!(f, "  skipped  {reason}: {count}")?;
         }

@@ -20,7 +20,7 @@
 //! record has the one shape of [`crate::dead_letter`], which is Vector's.
 
 pub mod checkpoints;
-mod config;
+pub mod config;
 mod end;
 mod error;
 mod file_source;

@@ -30,6 +30,7 @@ pub fn count_export(inputs: &[PathBuf]) -> Result<(MigrationSummary, DayCounts),
         Seen::Planned { bytes } => {
             progress = Some(Progress::start(
                 bytes,
+                None,
                 counters.clone(),
                 Duration::from_secs(10),
             ));

@@ -50,7 +50,11 @@ impl Sidecar {
             token: None,
             max_body_bytes: 64 * 1024 * 1024,
         };
-        let config = crate::migrate::identity_sender_config(&database, options);
+        let config = crate::migrate::identity_sender_config(
+            &database,
+            options,
+            super::config::identity_rate(options.rate).limiter(),
+        );
         runtime.spawn(sender::run(config, signals.clone(), shutdown_rx.clone()));
         let mut server_shutdown = shutdown_rx;
         runtime.spawn(async move {

@@ -147,7 +147,13 @@ impl Watching<'_> {
     fn watch(&self, vector: &Path, child: &mut Child) -> Result<Ending, VectorError> {
         let counters = Arc::new(LiveCounts::default());
         let total_bytes = self.files.total_bytes();
-        let progress = Progress::start(total_bytes, counters.clone(), Duration::from_secs(10));
+        let progress = Progress::start(
+            total_bytes,
+            // Vector paces itself (its sink's request rate): the bytes it reads tell the time.
+            None,
+            counters.clone(),
+            Duration::from_secs(10),
+        );
         progress.println(&format!(
             "Vector {} runs {} (log: {})",
             vector.display(),

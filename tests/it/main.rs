@@ -25,6 +25,8 @@ mod identity_records;
 mod mapping_limits;
 /// `amplitude-posthog migrate`: delivery, kills, faults, bad input.
 mod migrate;
+/// `migrate` sends as PostHog asks: export order, one day per request, late rows last, the rate.
+mod migrate_order;
 /// `migrate` under a hostile user: huge lines, two runs, wrong hosts, lost states, odd names.
 mod migrate_safety;
 /// `amplitude-posthog prepare`: export files checked, missing final newlines added.

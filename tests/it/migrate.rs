@@ -66,6 +66,10 @@ impl Setup {
             .arg(self.path("state"))
             .args(["--initial-backoff-ms", "20", "--max-backoff-ms", "200"])
             .args(extra);
+        if !extra.contains(&"--rate") {
+            // The default rate (PostHog's 2 000 events/s) has tests of its own.
+            command.args(["--rate", "unlimited"]);
+        }
         command
     }
 
@@ -74,7 +78,7 @@ impl Setup {
     }
 }
 
-fn read_all(export: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn read_all(export: &Path) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     for source in discover(&[export.to_path_buf()]).expect("inputs") {
         let mut reader = LineReader::open(source).expect("readable");
@@ -609,6 +613,7 @@ fn a_zip_with_hostile_member_names_is_read_in_place_and_nothing_is_written_outsi
         .arg(setup.path("key"))
         .arg("--state")
         .arg(setup.path("state"))
+        .args(["--rate", "unlimited"])
         .output()
         .expect("migrate runs");
     let text = stderr(&output);

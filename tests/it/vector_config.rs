@@ -7,6 +7,7 @@ use std::path::Path;
 
 use amplitude_posthog::generator::GeneratorConfig;
 use amplitude_posthog::vrl_engine::VrlProgram;
+use posthog_client::rate::{DEFAULT_IDENTITY_RATE, DEFAULT_RATE, Rate};
 use toml::{Table, Value};
 
 fn root() -> &'static Path {
@@ -220,7 +221,11 @@ fn the_posthog_sink_batches_retries_and_buffers_safely() {
             .iter()
             .map(|input| input.as_str())
             .collect::<Vec<_>>(),
-        vec![Some("outputs.posthog")]
+        vec![Some("posthog_day")]
+    );
+    assert_eq!(
+        at(&config, "transforms.posthog_day.inputs").and_then(Value::as_array),
+        Some(&vec![Value::String("outputs.posthog".into())])
     );
     let uri = string(&config, &format!("{sink}.uri"));
     assert!(
@@ -239,9 +244,25 @@ fn the_posthog_sink_batches_retries_and_buffers_safely() {
         (1..=10_000_000).contains(&max_bytes),
         "batch.max_bytes {max_bytes}"
     );
-    // A configurable request rate.
-    assert!(integer(&config, &format!("{sink}.request.rate_limit_num")) >= 1);
-    assert!(integer(&config, &format!("{sink}.request.rate_limit_duration_secs")) >= 1);
+    // The events' part of PostHog's 2 000 events/s, the sidecar's --rate having the rest, as
+    // `migrate --engine vector` shares its --rate.
+    let share = amplitude_posthog::vector::config::events_sink_rate(Rate(Some(DEFAULT_RATE)), 1000);
+    assert_eq!(
+        integer(&config, &format!("{sink}.batch.max_events")),
+        share.max_events as i64
+    );
+    assert_eq!(
+        integer(&config, &format!("{sink}.request.rate_limit_num")),
+        i64::from(share.requests_per_second.expect("a limit"))
+    );
+    assert_eq!(
+        integer(&config, &format!("{sink}.request.rate_limit_duration_secs")),
+        1
+    );
+    assert_eq!(
+        share.max_events as u32 * share.requests_per_second.unwrap() + DEFAULT_IDENTITY_RATE,
+        DEFAULT_RATE
+    );
     // Retries never give up (an outage pauses the migration instead of dropping batches).
     assert!(integer(&config, &format!("{sink}.request.retry_attempts")) >= 1_000_000);
     // Vector's default drops batches answered 400/401/403/413; "all" retries every non-2xx.
@@ -380,5 +401,59 @@ fn the_identity_sidecar_is_fed_with_acknowledgements_on_loopback() {
     assert_eq!(
         string(&config, "sinks.identity_sidecar.encoding.codec"),
         "json"
+    );
+}
+
+/// One UTC day per request: the sink's batches are partitioned by a header rendered from the
+/// day `posthog_day` puts in metadata, for every event, whatever its timestamp.
+#[test]
+fn the_posthog_sink_sends_one_utc_day_per_request() {
+    use vrl::compiler::{TargetValue, TimeZone};
+    use vrl::value::{ObjectMap, Value as VrlValue};
+    let config = config();
+    assert_eq!(
+        string(&config, "sinks.posthog.request.headers.X-Amplitude-Day"),
+        "utc-day-{{ %amplitude_posthog.day }}"
+    );
+    let source = string(&config, "transforms.posthog_day.source");
+    let program = VrlProgram::compile(source).expect("compiles");
+    assert!(program.warnings().is_empty(), "{:?}", program.warnings());
+    let day_of = |event: serde_json::Value| {
+        let mut target = TargetValue {
+            value: VrlValue::from(event),
+            metadata: VrlValue::Object(ObjectMap::new()),
+            secrets: Default::default(),
+        };
+        vrl::compiler::runtime::Runtime::default()
+            .resolve(
+                &mut target,
+                program.program(),
+                &TimeZone::Named(chrono_tz::UTC),
+            )
+            .expect("infallible");
+        let day = target
+            .metadata
+            .as_object()
+            .and_then(|metadata| metadata.get("amplitude_posthog"))
+            .and_then(VrlValue::as_object)
+            .and_then(|ours| ours.get("day"))
+            .map(|day| day.to_string_lossy().into_owned());
+        (day, target.value)
+    };
+    let event =
+        serde_json::json!({"event": "x", "timestamp": "2024-01-05T23:59:59.999Z", "uuid": "u"});
+    let (day, body) = day_of(event.clone());
+    assert_eq!(day.as_deref(), Some("2024-01-05"));
+    assert_eq!(body, VrlValue::from(event), "the body is left as it is");
+    // Never without a day: a partition key that cannot render drops the event.
+    assert_eq!(
+        day_of(serde_json::json!({"event": "x"})).0.as_deref(),
+        Some("unknown")
+    );
+    assert_eq!(
+        day_of(serde_json::json!({"event": "x", "timestamp": 5}))
+            .0
+            .as_deref(),
+        Some("unknown")
     );
 }

@@ -13,10 +13,11 @@ use posthog_identity_sidecar::records::RecordBatch;
 use posthog_identity_sidecar::store::Store;
 
 use super::super::progress::LiveCounts;
-use super::super::state::Example;
+use super::super::state::{Example, HeldRow};
 use super::super::summary::MigrationSummary;
 use super::super::{MigrateError, MigrateOptions};
-use super::{Batch, COMPONENT, Chunk, Commit, DryRun, EventOrigin, MappedChunk, Pending};
+use super::days::{DayBatches, Front, LateCount, Limits, Place};
+use super::{Batch, COMPONENT, Chunk, Commit, DryRun, EventOrigin, MappedChunk, Pending, Source};
 use crate::counts::{DayCounts, Metric, UNKNOWN_DAY, count_row};
 use crate::dead_letter::DeadLetter;
 use crate::outcome::MappingOutcome;
@@ -27,28 +28,31 @@ pub(super) struct Assembled {
     files: u64,
     /// The first row of each skip and refusal reason.
     examples: Vec<Example>,
+    /// The late pass's requests a dry run would make for the rows it would hold.
+    late: LateCount,
 }
 
-/// Counts rows, feeds identities to the store, packs events into batches.
+/// Counts rows, feeds identities to the store, holds late rows, packs the others into day
+/// batches; `front` is where the main pass stood when the run began.
 pub(super) fn assemble(
     from_mappers: Vec<Receiver<MappedChunk>>,
     mut store: Option<Store>,
     batches: tokio::sync::mpsc::Sender<Batch>,
     commit: Sender<Commit>,
-    options: &MigrateOptions,
+    (options, mut front): (&MigrateOptions, Front),
     counters: &LiveCounts,
 ) -> Result<Assembled, MigrateError> {
     let mut assembled = Assembled {
         counts: DayCounts::new(),
         files: 0,
         examples: Vec::new(),
+        late: LateCount::default(),
     };
-    let mut batch = Batch {
-        events: Arc::new(Vec::new()),
-        origins: Vec::new(),
-        bytes: 0,
-    };
+    let limits = limits(options);
+    let mut open = DayBatches::new(limits);
+    let mut ready = Vec::new();
     let mut turn = 0;
+    let mut chunks = 0;
     // Reasons this run has an example row of already.
     let mut exemplified = HashSet::new();
     let mut finished = vec![false; from_mappers.len()];
@@ -62,7 +66,7 @@ pub(super) fn assemble(
             finished[at] = true;
             continue;
         };
-        let (chunk, sorted) = sort(mapped_chunk, &mut exemplified);
+        let (chunk, mut sorted) = sort(mapped_chunk, &mut exemplified, &mut front);
         if chunk.end_of_file {
             assembled.files += 1;
         }
@@ -71,10 +75,30 @@ pub(super) fn assemble(
             .fetch_add(chunk.lines.len() as u64, Ordering::Relaxed);
         for (key, value) in &sorted.pending.counts {
             *assembled.counts.entry(key.clone()).or_default() += value;
+            if key.1 == Metric::Events {
+                counters.events.fetch_add(*value, Ordering::Relaxed);
+            }
         }
         assembled
             .examples
             .extend(sorted.pending.examples.iter().cloned());
+        if options.dry_run {
+            for held in std::mem::take(&mut sorted.pending.held) {
+                let bytes = held.events.iter().map(|event| event.len() + 1).sum();
+                assembled
+                    .late
+                    .add_row(&held.day, held.events.len(), bytes, limits);
+            }
+        }
+        counters.held.fetch_add(
+            sorted
+                .pending
+                .held
+                .iter()
+                .map(|held| held.events.len() as u64)
+                .sum(),
+            Ordering::Relaxed,
+        );
         if let Some(store) = store.as_mut()
             && !sorted.identities.is_empty()
         {
@@ -87,37 +111,68 @@ pub(super) fn assemble(
             file: chunk.file,
             index: chunk.index,
             last_line: chunk.last_line,
-            events: sorted.events.len() as u64,
+            events: sorted.rows.iter().map(|row| row.events.len() as u64).sum(),
             pending: sorted.pending,
         });
         if registered.is_err() && !options.dry_run {
             // The committer stopped (its error ends the run): none of these may be sent.
             return Ok(assembled);
         }
-        if !pack(sorted.events, &mut batch, &batches, options) {
+        for row in sorted.rows {
+            open.add_row(&row.day, chunks, row.events, &mut ready);
+            if let Some(oldest) = &row.oldest_current {
+                open.close_before(oldest, &mut ready);
+            }
+        }
+        open.close_stale(chunks, &mut ready);
+        chunks += 1;
+        if !send(&mut ready, &batches) {
             return Ok(assembled);
         }
     }
-    if !batch.origins.is_empty() {
-        flush(&mut batch, &batches);
-    }
+    open.close_all(&mut ready);
+    send(&mut ready, &batches);
     Ok(assembled)
 }
 
-/// What a chunk's rows come to: what the committer writes with it, the identity records for
-/// the store, and the events with where they came from.
+/// The request limits of this run.
+pub(super) fn limits(options: &MigrateOptions) -> Limits {
+    Limits {
+        events: options.batch_events,
+        bytes: options.batch_bytes,
+    }
+}
+
+/// Hands the ready batches to the senders, in order; false once they are gone.
+pub(super) fn send(ready: &mut Vec<Batch>, batches: &tokio::sync::mpsc::Sender<Batch>) -> bool {
+    ready
+        .drain(..)
+        .all(|batch| batches.blocking_send(batch).is_ok())
+}
+
+/// What a chunk's rows come to: what the committer writes with it (its held rows among
+/// it), the identity records for the store, and the rows whose events go now.
 struct Sorted {
     pending: Pending,
     identities: Vec<IdentityRecord>,
+    rows: Vec<RowEvents>,
+}
+
+/// One row's events for the main pass.
+struct RowEvents {
+    day: Arc<str>,
     events: Vec<(String, EventOrigin)>,
+    /// When the row moved the front: the oldest day still current.
+    oldest_current: Option<String>,
 }
 
 /// Sorts a mapped chunk's rows: counts by day and outcome, the first example of each reason
 /// (`exemplified` holds the reasons that have one), dead letters of refused rows, identity
-/// records, events.
+/// records, rows held back for the late pass ([`Front`]), and the events to send now.
 fn sort(
     MappedChunk { chunk, mapped }: MappedChunk,
     exemplified: &mut HashSet<(Metric, String)>,
+    front: &mut Front,
 ) -> (Chunk, Sorted) {
     let mut sorted = Sorted {
         pending: Pending {
@@ -125,7 +180,7 @@ fn sort(
             ..Pending::default()
         },
         identities: Vec::new(),
-        events: Vec::new(),
+        rows: Vec::new(),
     };
     let pending = &mut sorted.pending;
     for ((line, row), mapped) in chunk.lines.iter().zip(mapped) {
@@ -159,62 +214,45 @@ fn sort(
             }
         }
         sorted.identities.extend(mapped.identities);
-        if let MappingOutcome::Events(events) = mapped.outcome {
-            let day: Arc<str> = day.into();
-            let row = Arc::new(row.clone());
-            for event in events {
+        let MappingOutcome::Events(events) = mapped.outcome else {
+            continue;
+        };
+        let before = *front;
+        if front.place(&day) == Place::Late {
+            pending.held.push(HeldRow {
+                day,
+                line: *line,
+                row: Arc::new(row.clone()),
+                events,
+            });
+            continue;
+        }
+        let day: Arc<str> = day.into();
+        let row = Arc::new(row.clone());
+        let events = events
+            .into_iter()
+            .map(|event| {
                 let origin = EventOrigin {
-                    file: chunk.file,
-                    chunk: chunk.index,
+                    source: Source::Chunk {
+                        file: chunk.file,
+                        chunk: chunk.index,
+                    },
                     line: *line,
                     day: day.clone(),
                     name: chunk.name.clone(),
                     row: row.clone(),
                 };
-                sorted.events.push((event, origin));
-            }
-        }
+                (event, origin)
+            })
+            .collect();
+        sorted.rows.push(RowEvents {
+            day,
+            events,
+            oldest_current: (*front != before).then(|| front.oldest_current()).flatten(),
+        });
     }
+    pending.front = front.newest();
     (chunk, sorted)
-}
-
-/// Packs events into the batch being filled, handing each full one to the senders; false
-/// once they are gone.
-fn pack(
-    events: Vec<(String, EventOrigin)>,
-    batch: &mut Batch,
-    batches: &tokio::sync::mpsc::Sender<Batch>,
-    options: &MigrateOptions,
-) -> bool {
-    for (event, origin) in events {
-        let size = event.len() + 1;
-        if !batch.origins.is_empty()
-            && (batch.origins.len() >= options.batch_events
-                || batch.bytes + size > options.batch_bytes)
-            && !flush(batch, batches)
-        {
-            return false;
-        }
-        Arc::get_mut(&mut batch.events)
-            .expect("the batch being filled is not shared")
-            .push(event);
-        batch.origins.push(origin);
-        batch.bytes += size;
-    }
-    true
-}
-
-/// Hands the full batch to the senders and starts a new one; false once they are gone.
-fn flush(batch: &mut Batch, batches: &tokio::sync::mpsc::Sender<Batch>) -> bool {
-    let full = std::mem::replace(
-        batch,
-        Batch {
-            events: Arc::new(Vec::new()),
-            origins: Vec::new(),
-            bytes: 0,
-        },
-    );
-    batches.blocking_send(full).is_ok()
 }
 
 /// A dry run's summary and findings, from what the assembler counted.
@@ -228,7 +266,7 @@ pub(super) fn dry_run_summary(
     summary.files_done = assembled.files;
     summary.problems = unregistered;
     let dry_run = DryRun {
-        batches,
+        batches: batches + assembled.late.total(),
         counts: assembled.counts,
         examples: assembled.examples,
     };

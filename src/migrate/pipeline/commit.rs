@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use posthog_identity_sidecar::store::Store;
 
-use super::super::state::{ChunkCommit, Example, State};
+use super::super::state::{ChunkCommit, Example, HeldRow, LateCommit, State};
 use super::super::summary::MigrationSummary;
 use super::super::tracker::{FileId, Tracker};
 use super::super::{DEAD_LETTERS_FILE, MigrateError, Stop};
-use super::{COMPONENT, Commit, Pending, StopSwitch, named};
+use super::{COMPONENT, Commit, Pending, Source, StopSwitch, named};
 use crate::counts::{DayCounts, Metric};
 use crate::dead_letter::DeadLetter;
 
@@ -33,40 +33,55 @@ pub(super) fn spawn(
     })
 }
 
-/// Applies registrations and deliveries; commits chunks as watermarks move.
+/// Applies registrations and deliveries; commits chunks as watermarks move, and held rows as
+/// the late pass delivers them.
 fn committer(mut state: State, messages: Receiver<Commit>) -> Result<State, MigrateError> {
     let mut tracker: Tracker<Pending> = Tracker::default();
     let mut open = true;
     while open {
+        let mut late = LateCommit::default();
         match messages.recv_timeout(Duration::from_millis(100)) {
-            Ok(message) => apply(&mut tracker, &state, message)?,
+            Ok(message) => apply(&mut tracker, &mut late, &state, message)?,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => open = false,
         }
         // Everything already waiting goes into the same transaction.
         while let Ok(message) = messages.try_recv() {
-            apply(&mut tracker, &state, message)?;
+            apply(&mut tracker, &mut late, &state, message)?;
         }
         let done: Vec<ChunkCommit> = tracker
             .take_done()
             .into_iter()
-            .map(|chunk| ChunkCommit {
-                file: chunk.file,
-                index: chunk.index,
-                last_line: chunk.last_line,
-                end_of_file: chunk.payload.end_of_file,
-                counts: delivered_counts(chunk.payload.counts),
-                dead_letters: chunk.payload.dead_letters,
-                examples: chunk.payload.examples,
+            .map(|chunk| {
+                let Pending {
+                    counts,
+                    dead_letters,
+                    examples,
+                    end_of_file,
+                    held,
+                    front,
+                } = chunk.payload;
+                ChunkCommit {
+                    file: chunk.file,
+                    index: chunk.index,
+                    last_line: chunk.last_line,
+                    end_of_file,
+                    counts: delivered_counts(counts, &held),
+                    dead_letters,
+                    examples,
+                    held,
+                    front,
+                }
             })
             .collect();
-        state.commit(&done)?;
+        state.commit(&done, &late)?;
     }
     Ok(state)
 }
 
-/// Adds the events delivered per day: produced minus dead-lettered.
-fn delivered_counts(mut counts: DayCounts) -> DayCounts {
+/// Adds the events delivered per day: produced minus dead-lettered minus held for the late
+/// pass.
+fn delivered_counts(mut counts: DayCounts, held: &[HeldRow]) -> DayCounts {
     let mut by_day: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for ((day, name, _), value) in &counts {
         match *name {
@@ -75,9 +90,15 @@ fn delivered_counts(mut counts: DayCounts) -> DayCounts {
             _ => {}
         }
     }
-    for (day, (events, dead)) in by_day {
-        if events > dead {
-            counts.insert((day, Metric::Delivered, String::new()), events - dead);
+    for row in held {
+        by_day.entry(row.day.clone()).or_default().1 += row.events.len() as u64;
+    }
+    for (day, (events, not_delivered)) in by_day {
+        if events > not_delivered {
+            counts.insert(
+                (day, Metric::Delivered, String::new()),
+                events - not_delivered,
+            );
         }
     }
     counts
@@ -85,6 +106,7 @@ fn delivered_counts(mut counts: DayCounts) -> DayCounts {
 
 fn apply(
     tracker: &mut Tracker<Pending>,
+    late: &mut LateCommit,
     state: &State,
     message: Commit,
 ) -> Result<(), MigrateError> {
@@ -100,31 +122,63 @@ fn apply(
         Commit::Delivered { origins, refused } => {
             let refused: HashMap<usize, String> = refused.into_iter().collect();
             let mut per_chunk: BTreeMap<(FileId, u64), u64> = BTreeMap::new();
+            // Events of each held row so far in this delivery (a row travels in one request).
+            let mut held_seen: HashMap<i64, u64> = HashMap::new();
             for (position, origin) in origins.iter().enumerate() {
-                *per_chunk.entry((origin.file, origin.chunk)).or_default() += 1;
-                if let Some(reason) = refused.get(&position)
-                    && let Some(pending) = tracker.payload_mut(origin.file, origin.chunk)
-                {
-                    let letter = DeadLetter {
+                let reason = refused.get(&position);
+                let letter = reason.map(|reason| {
+                    DeadLetter {
                         file: &origin.name,
                         line: origin.line,
                         row: &origin.row,
                         reason,
                         component: COMPONENT,
                         cut: None,
-                    };
-                    pending.dead_letters.push((origin.line, letter.to_json()));
-                    pending.examples.push(Example::new(
+                    }
+                    .to_json()
+                });
+                let example = || {
+                    Example::new(
                         Metric::DeadLettered.as_str(),
                         "",
                         &origin.name,
                         origin.line,
                         &origin.row,
-                    ));
-                    *pending
-                        .counts
-                        .entry((origin.day.to_string(), Metric::DeadLettered, String::new()))
-                        .or_default() += 1;
+                    )
+                };
+                let metric = match reason {
+                    Some(_) => Metric::DeadLettered,
+                    None => Metric::Delivered,
+                };
+                match origin.source {
+                    Source::Chunk { file, chunk } => {
+                        *per_chunk.entry((file, chunk)).or_default() += 1;
+                        if let Some(letter) = letter
+                            && let Some(pending) = tracker.payload_mut(file, chunk)
+                        {
+                            pending.dead_letters.push((origin.line, letter));
+                            pending.examples.push(example());
+                            *pending
+                                .counts
+                                .entry((origin.day.to_string(), metric, String::new()))
+                                .or_default() += 1;
+                        }
+                    }
+                    Source::Held { id, file } => {
+                        let seq = held_seen.entry(id).or_default();
+                        if *seq == 0 {
+                            late.done.push(id);
+                        }
+                        if let Some(letter) = letter {
+                            late.dead_letters.push((file, origin.line, *seq, letter));
+                            late.examples.push(example());
+                        }
+                        *seq += 1;
+                        *late
+                            .counts
+                            .entry((origin.day.to_string(), metric, String::new()))
+                            .or_default() += 1;
+                    }
                 }
             }
             for ((file, chunk), count) in per_chunk {
@@ -188,7 +242,7 @@ mod tests {
             1,
         );
         counts.insert(("2024-07-07".into(), Metric::Events, String::new()), 2);
-        let counts = delivered_counts(counts);
+        let counts = delivered_counts(counts, &[]);
         assert_eq!(
             counts[&("2024-07-06".into(), Metric::Delivered, String::new())],
             4

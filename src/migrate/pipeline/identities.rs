@@ -21,10 +21,11 @@ pub(super) fn start_sender(
     runtime: &tokio::runtime::Runtime,
     database: &Path,
     options: &MigrateOptions,
+    limiter: Option<Arc<posthog_client::rate::RateLimiter>>,
 ) -> Result<Sidecar, MigrateError> {
     // Creates the sidecar's tables before anything else opens them.
     Store::open(database).map_err(MigrateError::Identities)?;
-    let config = super::super::identity_sender_config(database, options);
+    let config = super::super::identity_sender_config(database, options, limiter);
     let signals = Arc::new(SenderSignals::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let task_signals = signals.clone();

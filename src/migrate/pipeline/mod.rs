@@ -22,7 +22,9 @@
 
 mod assemble;
 mod commit;
+mod days;
 mod identities;
+mod late;
 mod map;
 mod plan;
 mod read;
@@ -38,7 +40,7 @@ use posthog_identity_sidecar::store::Store;
 use tokio::sync::watch;
 
 use super::progress::{LiveCounts, Progress};
-use super::state::{Example, State};
+use super::state::{Example, HeldRow, State};
 use super::summary::MigrationSummary;
 use super::tracker::FileId;
 use super::{MigrateError, MigrateOptions, Stop};
@@ -109,22 +111,55 @@ struct Pending {
     dead_letters: Vec<(u64, String)>,
     examples: Vec<Example>,
     end_of_file: bool,
+    /// Rows held for the late pass.
+    held: Vec<HeldRow>,
+    /// The main pass's front after the chunk.
+    front: Option<String>,
 }
 
 /// Where an event of a batch came from.
 struct EventOrigin {
-    file: FileId,
-    chunk: u64,
+    source: Source,
     line: u64,
     day: Arc<str>,
     name: Arc<str>,
     row: Arc<Vec<u8>>,
 }
 
+/// Which pass an event is sent in, and what its delivery completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The main pass: an event of chunk `chunk` of file `file`.
+    Chunk { file: FileId, chunk: u64 },
+    /// The late pass: an event of the held row `id` of file `file`.
+    Held { id: i64, file: FileId },
+}
+
+/// The events of one request, and where each came from.
 struct Batch {
     events: Arc<Vec<String>>,
     origins: Vec<EventOrigin>,
     bytes: usize,
+}
+
+impl Batch {
+    fn empty() -> Batch {
+        Batch {
+            events: Arc::new(Vec::new()),
+            origins: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds one row's events (`bytes` long in all).
+    fn push_row(&mut self, events: Vec<(String, EventOrigin)>, bytes: usize) {
+        let batch = Arc::get_mut(&mut self.events).expect("the batch being filled is not shared");
+        for (event, origin) in events {
+            batch.push(event);
+            self.origins.push(origin);
+        }
+        self.bytes += bytes;
+    }
 }
 
 enum Commit {
@@ -234,30 +269,32 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     let counters = Arc::new(LiveCounts::default());
     let progress = Progress::start(
         plans.iter().map(|plan| plan.size).sum(),
+        options.rate.0,
         counters.clone(),
         Duration::from_secs(10),
     );
     let unregistered = plan::record_problems(unreadable, &problems, state.as_ref(), &progress)?;
+    // One client for every request of the run: one total rate, events and identities alike.
+    let client = client(options, &counters)?;
     // The identity sidecar's sender, on the same database, from the start.
     let sidecar = match &state {
-        Some(state) => Some(identities::start_sender(&runtime, state.path(), options)?),
+        Some(state) => Some(identities::start_sender(
+            &runtime,
+            state.path(),
+            options,
+            client.limiter(),
+        )?),
         None => None,
     };
 
-    let (commit_tx, commit_rx) = channel();
-    let committer = state.map(|state| commit::spawn(state, commit_rx, switch.clone()));
-    let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(BATCHES_QUEUED);
-    let senders = runtime.spawn(send::send_batches(
-        batch_rx,
-        client(options, &counters)?,
-        send::Sending {
-            concurrency: options.concurrency.max(1),
-            dry_run: options.dry_run,
-        },
-        switch.clone(),
-        commit_tx.clone(),
-        counters.clone(),
-    ));
+    let front = match &state {
+        Some(state) => days::Front::resume(state.front()?.as_deref()),
+        None => days::Front::default(),
+    };
+
+    // The main pass: every planned file, its late rows held back.
+    let (deliveries, batch_tx, commit_tx) =
+        Deliveries::start(&runtime, state, &client, options, &switch, &counters);
     let map::Mappers { to, from, threads } = map::spawn(&engine, options.threads.max(1));
     let reader = {
         let (commit_tx, switch, counters) = (commit_tx.clone(), switch.clone(), counters.clone());
@@ -265,14 +302,21 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
             read::read_files(plans, to, commit_tx, switch, counters)
         })
     };
-    let store = match &committer {
-        Some(_) => Some(
+    let store = match options.dry_run {
+        false => Some(
             Store::open(&options.state_dir.join(super::state::DATABASE))
                 .map_err(MigrateError::Identities)?,
         ),
-        None => None,
+        true => None,
     };
-    let assembled = assemble::assemble(from, store, batch_tx, commit_tx, options, &counters);
+    let assembled = assemble::assemble(
+        from,
+        store,
+        batch_tx,
+        commit_tx,
+        (options, front),
+        &counters,
+    );
     if assembled.is_err() {
         // The identity store stopped recording: stop everything at once.
         switch.halt();
@@ -281,12 +325,28 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     for thread in threads {
         let _ = thread.join();
     }
-    let batches = runtime.block_on(senders).unwrap_or(0);
+    let (batches, state) = deliveries.finish(&runtime);
     let assembled = assembled?;
-    let state = match committer {
-        Some(committer) => Some(committer.join().expect("the committer does not panic")?),
-        None => None,
-    };
+    let mut state = state?;
+
+    // The late pass: the held rows, day by day, once the main pass is done.
+    if let Some(done) = state.take_if(|_| !switch.is_on()) {
+        let (deliveries, batch_tx, commit_tx) =
+            Deliveries::start(&runtime, Some(done), &client, options, &switch, &counters);
+        drop(commit_tx);
+        let sent = late::send_held(
+            &options.state_dir,
+            assemble::limits(options),
+            batch_tx,
+            switch.clone(),
+        );
+        if sent.is_err() {
+            switch.halt();
+        }
+        let (_, done) = deliveries.finish(&runtime);
+        sent?;
+        state = done?;
+    }
 
     // The aliases and group snapshots: drained unless the run stopped.
     let stop = match sidecar {
@@ -312,12 +372,70 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
 
 /// The PostHog client of the event senders, with this run's limits.
 fn client(options: &MigrateOptions, counters: &LiveCounts) -> Result<Client, MigrateError> {
-    let mut client =
-        Client::new(&options.host, &options.api_key, options.rate).map_err(MigrateError::Client)?;
+    let mut client = Client::new(&options.host, &options.api_key, options.rate.0)
+        .map_err(MigrateError::Client)?;
     client.initial_backoff = options.initial_backoff;
     client.max_backoff = options.max_backoff;
     client.retries = counters.retries.clone();
     Ok(client)
+}
+
+/// The senders and the committer of one pass.
+struct Deliveries {
+    senders: tokio::task::JoinHandle<u64>,
+    committer: Option<std::thread::JoinHandle<Result<State, MigrateError>>>,
+}
+
+impl Deliveries {
+    /// Starts the senders (`--concurrency` requests at a time through `client`) and, unless
+    /// this is a dry run, the committer on `state`; the pass hands batches and registrations
+    /// to the two senders returned.
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        state: Option<State>,
+        client: &Client,
+        options: &MigrateOptions,
+        switch: &StopSwitch,
+        counters: &Arc<LiveCounts>,
+    ) -> (
+        Deliveries,
+        tokio::sync::mpsc::Sender<Batch>,
+        std::sync::mpsc::Sender<Commit>,
+    ) {
+        let (commit_tx, commit_rx) = channel();
+        let committer = state.map(|state| commit::spawn(state, commit_rx, switch.clone()));
+        let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(BATCHES_QUEUED);
+        let senders = runtime.spawn(send::send_batches(
+            batch_rx,
+            client.clone(),
+            send::Sending {
+                concurrency: options.concurrency.max(1),
+                dry_run: options.dry_run,
+            },
+            switch.clone(),
+            commit_tx.clone(),
+            counters.clone(),
+        ));
+        let deliveries = Deliveries { senders, committer };
+        (deliveries, batch_tx, commit_tx)
+    }
+
+    /// Waits for the pass's last deliveries (once its batch and registration senders are
+    /// dropped) and the committer's last transaction: the requests made, and the state.
+    fn finish(
+        self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> (u64, Result<Option<State>, MigrateError>) {
+        let batches = runtime.block_on(self.senders).unwrap_or(0);
+        let state = match self.committer {
+            Some(committer) => committer
+                .join()
+                .expect("the committer does not panic")
+                .map(Some),
+            None => Ok(None),
+        };
+        (batches, state)
+    }
 }
 
 /// A thread with a name (shown by `top -H`, `perf` and panics).

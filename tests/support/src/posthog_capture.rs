@@ -47,6 +47,9 @@ pub struct StoredEvent {
     pub uuid: Option<String>,
     pub event: Value,
     pub historical_migration: bool,
+    /// Which request stored it: requests that stored events, numbered from 0 in the order
+    /// they were stored (the arrival order PostHog's ingestion sees).
+    pub request: usize,
 }
 
 /// Which events a scripted refusal applies to.
@@ -55,6 +58,8 @@ pub type EventFilter = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 #[derive(Default)]
 struct CaptureState {
     api_key: String,
+    /// Requests that stored events so far.
+    requests_stored: usize,
     faults: VecDeque<Fault>,
     /// 413 for batches with more events than this.
     max_batch_events: Option<usize>,
@@ -389,12 +394,15 @@ fn store(state: &mut CaptureState, key: &str, events: &[Value], historical_migra
         state.dropped_unknown_key += events.len();
         return;
     }
+    let request = state.requests_stored;
+    state.requests_stored += 1;
     for event in events {
         let uuid = event.get("uuid").and_then(Value::as_str).map(str::to_owned);
         state.stored.push(StoredEvent {
             uuid,
             event: event.clone(),
             historical_migration,
+            request,
         });
     }
 }

@@ -1,0 +1,68 @@
+//! The late pass: after the main pass, the rows it held back (uploaded late, see [`super::days`])
+//! read from the state day by day, oldest first, and handed to the senders one day per
+//! request. The committer deletes each held row in the transaction that records its delivery.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::super::MigrateError;
+use super::super::state::State;
+use super::days::{LateBatches, Limits};
+use super::{Batch, EventOrigin, Source, StopSwitch};
+
+/// Held rows read from the state at a time.
+const PAGE: usize = 500;
+
+/// Reads every held row of the state in `dir` and sends its events, one day per request, in
+/// day order, until done or stopped; the number of held rows read.
+pub(super) fn send_held(
+    dir: &Path,
+    limits: Limits,
+    batches: tokio::sync::mpsc::Sender<Batch>,
+    switch: StopSwitch,
+) -> Result<u64, MigrateError> {
+    let state = State::open(dir)?;
+    let mut open = LateBatches::new(limits);
+    let mut ready = Vec::new();
+    let mut cursor = None;
+    let mut rows = 0;
+    loop {
+        if switch.is_on() {
+            return Ok(rows);
+        }
+        let page = state.late_rows(cursor.as_ref(), PAGE)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        cursor = Some(last.clone());
+        for held in page {
+            rows += 1;
+            let day: Arc<str> = held.day.into();
+            let (name, row): (Arc<str>, Arc<Vec<u8>>) = (held.name.into(), Arc::new(held.row));
+            let events = held
+                .events
+                .into_iter()
+                .map(|event| {
+                    let origin = EventOrigin {
+                        source: Source::Held {
+                            id: held.id,
+                            file: held.file,
+                        },
+                        line: held.line,
+                        day: day.clone(),
+                        name: name.clone(),
+                        row: row.clone(),
+                    };
+                    (event, origin)
+                })
+                .collect();
+            open.add_row(&day, events, &mut ready);
+        }
+        if !super::assemble::send(&mut ready, &batches) {
+            return Ok(rows);
+        }
+    }
+    open.close(&mut ready);
+    super::assemble::send(&mut ready, &batches);
+    Ok(rows)
+}

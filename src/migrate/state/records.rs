@@ -1,0 +1,326 @@
+//! What the main pass writes as chunks are done (counts, dead letters, example rows, the
+//! files' watermarks, the rows held for the late pass), and how they are read back.
+
+use rusqlite::{Transaction, params};
+
+use super::held::{HeldRow, LateCommit};
+use super::{State, StateError};
+use crate::counts::{DayCounts, Metric};
+
+/// A done chunk, as written.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkCommit {
+    pub file: i64,
+    pub index: u64,
+    pub last_line: u64,
+    pub end_of_file: bool,
+    pub counts: DayCounts,
+    /// (line, record): dead letters in the project's one shape.
+    pub dead_letters: Vec<(u64, String)>,
+    /// The first row seen of a skip or refusal reason (kept when the state has none yet).
+    pub examples: Vec<Example>,
+    /// Rows uploaded late, held for the late pass (their events are not sent yet).
+    pub held: Vec<HeldRow>,
+    /// The main pass's front after this chunk (the newest event day seen).
+    pub front: Option<String>,
+}
+
+/// One example row of an outcome (`skipped`, `rejected`, `dead_lettered`) and reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Example {
+    pub metric: String,
+    pub reason: String,
+    pub file: String,
+    pub line: u64,
+    /// The row as read (at most [`EXAMPLE_BYTES`] of it, cut at a character boundary).
+    pub row: String,
+}
+
+/// How much of an example row is kept.
+pub const EXAMPLE_BYTES: usize = 2000;
+
+impl Example {
+    pub fn new(metric: &str, reason: &str, file: &str, line: u64, row: &[u8]) -> Example {
+        let mut row = String::from_utf8_lossy(row).into_owned();
+        if row.len() > EXAMPLE_BYTES {
+            let mut end = EXAMPLE_BYTES;
+            while !row.is_char_boundary(end) {
+                end -= 1;
+            }
+            row.truncate(end);
+            row.push('…');
+        }
+        Example {
+            metric: metric.to_owned(),
+            reason: reason.to_owned(),
+            file: file.to_owned(),
+            line,
+            row,
+        }
+    }
+}
+
+impl State {
+    /// Writes, in one transaction, done chunks (their counts, dead letters, held rows and
+    /// watermarks, and the main pass's front) and what the late pass finished.
+    pub fn commit(&mut self, chunks: &[ChunkCommit], late: &LateCommit) -> Result<(), StateError> {
+        if chunks.is_empty() && late.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let fail = |source| StateError::Database {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(fail)?;
+        for chunk in chunks {
+            write_chunk(&transaction, chunk).map_err(fail)?;
+        }
+        super::held::write_late(&transaction, late).map_err(fail)?;
+        transaction.commit().map_err(fail)
+    }
+
+    /// The example rows, by outcome and reason.
+    pub fn examples(&self) -> Result<Vec<Example>, StateError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT metric, reason, file, line, row FROM migrate_examples ORDER BY metric, reason")
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Example {
+                    metric: row.get(0)?,
+                    reason: row.get(1)?,
+                    file: row.get(2)?,
+                    line: row.get::<_, i64>(3)? as u64,
+                    row: row.get(4)?,
+                })
+            })
+            .map_err(self.fail())?;
+        rows.collect::<Result<_, _>>().map_err(self.fail())
+    }
+
+    /// Every count: (day, metric, reason) → count, the events held for the late pass
+    /// ([`Metric::Held`]) counted from the held rows. A metric name this version does not know
+    /// (a state written by a newer one) is left out.
+    pub fn day_counts(&self) -> Result<DayCounts, StateError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT day, metric, reason, count FROM migrate_days
+                 UNION ALL
+                 SELECT day, 'held', '', SUM(events) FROM migrate_held GROUP BY day",
+            )
+            .map_err(self.fail())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .map_err(self.fail())?;
+        let mut counts = DayCounts::new();
+        for row in rows {
+            let (day, metric, reason, count) = row.map_err(self.fail())?;
+            if let Some(metric) = Metric::parse(&metric) {
+                counts.insert((day, metric, reason), count);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Hands every dead letter, in file and line order, to `each`, one at a time (they can
+    /// outgrow memory: a refused row may be megabytes). A database error comes back as an
+    /// I/O error, like `each`'s own.
+    pub fn for_each_dead_letter(
+        &self,
+        mut each: impl FnMut(&str) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let database = |source| std::io::Error::other(self.fail()(source));
+        let mut statement = self
+            .connection
+            .prepare("SELECT record FROM migrate_dead_letters ORDER BY file_id, line, seq")
+            .map_err(database)?;
+        let mut rows = statement.query([]).map_err(database)?;
+        while let Some(row) = rows.next().map_err(database)? {
+            let record: String = row.get(0).map_err(database)?;
+            each(&record)?;
+        }
+        Ok(())
+    }
+}
+
+/// One done chunk: its watermark, counts, dead letters, examples and held rows.
+fn write_chunk(transaction: &Transaction, chunk: &ChunkCommit) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached(
+            "UPDATE migrate_files SET rows_done = ?2, chunks_done = ?3,
+             finished = finished OR ?4 WHERE id = ?1",
+        )?
+        .execute(params![
+            chunk.file,
+            chunk.last_line as i64,
+            (chunk.index + 1) as i64,
+            chunk.end_of_file
+        ])?;
+    add_counts(transaction, &chunk.counts)?;
+    for item in &chunk.examples {
+        add_example(transaction, item)?;
+    }
+    for (seq, (line, record)) in chunk.dead_letters.iter().enumerate() {
+        add_dead_letter(transaction, chunk.file, *line, seq as u64, record)?;
+    }
+    super::held::hold(transaction, chunk.file, &chunk.held)?;
+    if let Some(front) = &chunk.front {
+        // The newest day the main pass has seen (days compare as text: YYYY-MM-DD).
+        transaction
+            .prepare_cached(
+                "INSERT INTO migrate_meta (key, value) VALUES ('front', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            )?
+            .execute(params![front])?;
+    }
+    Ok(())
+}
+
+/// Adds per-day counts.
+pub(super) fn add_counts(transaction: &Transaction, counts: &DayCounts) -> rusqlite::Result<()> {
+    let mut count = transaction.prepare_cached(
+        "INSERT INTO migrate_days (day, metric, reason, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (day, metric, reason) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((day, metric, reason), value) in counts {
+        count.execute(params![day, metric.as_str(), reason, *value as i64])?;
+    }
+    Ok(())
+}
+
+/// Keeps an example row unless its outcome and reason have one.
+pub(super) fn add_example(transaction: &Transaction, item: &Example) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached(
+            "INSERT OR IGNORE INTO migrate_examples (metric, reason, file, line, row)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            item.metric,
+            item.reason,
+            item.file,
+            item.line as i64,
+            item.row
+        ])
+        .map(|_| ())
+}
+
+/// Adds a dead letter of `file`'s line `line` (`seq` tells apart several of one line).
+pub(super) fn add_dead_letter(
+    transaction: &Transaction,
+    file: i64,
+    line: u64,
+    seq: u64,
+    record: &str,
+) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached(
+            "INSERT OR IGNORE INTO migrate_dead_letters (file_id, line, seq, record)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![file, line as i64, seq as i64, record])
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_add_up_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut state = State::open(dir.path()).expect("opens");
+        let file = state.file("export/a.json.gz", 10, "f1").expect("file");
+        assert_eq!(
+            (file.rows_done, file.chunks_done, file.finished),
+            (0, 0, false)
+        );
+        let mut counts = DayCounts::new();
+        counts.insert(("2024-07-06".into(), Metric::Rows, String::new()), 3);
+        counts.insert(
+            (
+                "2024-07-06".into(),
+                Metric::Rejected,
+                "bad_timestamp".into(),
+            ),
+            1,
+        );
+        let chunk = ChunkCommit {
+            file: file.id,
+            index: 0,
+            last_line: 3,
+            end_of_file: false,
+            counts: counts.clone(),
+            dead_letters: vec![(2, "{\"message\":\"x\"}".into())],
+            examples: vec![Example::new(
+                "rejected",
+                "bad_timestamp",
+                "export/a.json.gz",
+                2,
+                b"{\"message\":\"x\"}",
+            )],
+            ..ChunkCommit::default()
+        };
+        state
+            .commit(std::slice::from_ref(&chunk), &LateCommit::default())
+            .expect("commit");
+        // The second chunk's example of the same reason does not replace the first.
+        state
+            .commit(
+                &[ChunkCommit {
+                    index: 1,
+                    last_line: 5,
+                    end_of_file: true,
+                    dead_letters: Vec::new(),
+                    examples: vec![Example::new("rejected", "bad_timestamp", "b", 9, b"later")],
+                    ..chunk
+                }],
+                &LateCommit::default(),
+            )
+            .expect("commit");
+        drop(state);
+        let state = State::open(dir.path()).expect("reopens");
+        let file = state.file("export/a.json.gz", 10, "f1").expect("file");
+        assert_eq!(
+            (file.rows_done, file.chunks_done, file.finished),
+            (5, 2, true)
+        );
+        let counts = state.day_counts().expect("counts");
+        assert_eq!(
+            counts[&("2024-07-06".into(), Metric::Rows, String::new())],
+            6
+        );
+        let mut letters = Vec::new();
+        state
+            .for_each_dead_letter(|record| {
+                letters.push(record.to_owned());
+                Ok(())
+            })
+            .expect("letters");
+        assert_eq!(letters, ["{\"message\":\"x\"}"]);
+        let examples = state.examples().expect("examples");
+        assert_eq!(examples.len(), 1);
+        assert_eq!(
+            (examples[0].file.as_str(), examples[0].line),
+            ("export/a.json.gz", 2)
+        );
+    }
+
+    #[test]
+    fn an_example_row_is_cut_at_a_character_boundary() {
+        let row = "é".repeat(EXAMPLE_BYTES);
+        let example = Example::new("skipped", "session_marker", "f", 1, row.as_bytes());
+        assert!(example.row.ends_with('…'));
+        assert!(example.row.len() <= EXAMPLE_BYTES + '…'.len_utf8());
+    }
+}
