@@ -358,10 +358,12 @@ fn one_pass_maps_each_row_and_a_route_sends_events_and_identity_records_to_their
         string(&config, "transforms.outputs.route.identities"),
         "exists(.kind)"
     );
+    // Through the day stamp (metadata only) to the sink.
     assert_eq!(
-        inputs("sinks.posthog.inputs"),
+        inputs("transforms.posthog_day.inputs"),
         Some(vec!["outputs.posthog"])
     );
+    assert_eq!(inputs("sinks.posthog.inputs"), Some(vec!["posthog_day"]));
     assert_eq!(
         inputs("sinks.identity_sidecar.inputs"),
         Some(vec!["outputs.identities"])
@@ -370,7 +372,8 @@ fn one_pass_maps_each_row_and_a_route_sends_events_and_identity_records_to_their
         inputs("sinks.dead_letters.inputs"),
         Some(vec!["events.dropped"])
     );
-    // The only remap reads the source: each row is parsed once.
+    // One remap reads the source: each row is parsed once. The other only stamps each event's
+    // day into metadata.
     let remaps: Vec<&String> = at(&config, "transforms")
         .and_then(Value::as_table)
         .expect("transforms")
@@ -378,7 +381,8 @@ fn one_pass_maps_each_row_and_a_route_sends_events_and_identity_records_to_their
         .filter(|(_, transform)| transform.get("type").and_then(Value::as_str) == Some("remap"))
         .map(|(id, _)| id)
         .collect();
-    assert_eq!(remaps, ["events"]);
+    assert_eq!(remaps, ["events", "posthog_day"]);
+    assert_eq!(inputs("transforms.events.inputs"), Some(vec!["amplitude"]));
 }
 
 #[test]

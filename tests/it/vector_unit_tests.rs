@@ -120,13 +120,17 @@ fn load_remaps(config: &toml::Table) -> BTreeMap<String, Remap> {
             transform.get("type").and_then(toml::Value::as_str) == Some("remap")
         })
         .map(|(id, transform)| {
-            let file = transform
-                .get("file")
-                .and_then(toml::Value::as_str)
-                .expect("remap programs live in files");
-            let source = std::fs::read_to_string(root().join(file)).expect("program readable");
+            // A program in a file, or a short one inline (`source`).
+            let source = match transform.get("file").and_then(toml::Value::as_str) {
+                Some(file) => std::fs::read_to_string(root().join(file)).expect("program readable"),
+                None => transform
+                    .get("source")
+                    .and_then(toml::Value::as_str)
+                    .expect("a remap has a file or a source")
+                    .to_owned(),
+            };
             let program =
-                VrlProgram::compile(&source).unwrap_or_else(|error| panic!("{file}: {error}"));
+                VrlProgram::compile(&source).unwrap_or_else(|error| panic!("{id}: {error}"));
             let reroute_dropped = transform
                 .get("reroute_dropped")
                 .and_then(toml::Value::as_bool)
