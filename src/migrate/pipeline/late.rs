@@ -8,14 +8,34 @@ use std::sync::Arc;
 use super::super::MigrateError;
 use super::super::state::State;
 use super::days::{LateBatches, Limits};
-use super::{Batch, EventOrigin, Source, StopSwitch};
+use super::{Batch, Deliveries, EventOrigin, Pass, Source, StopSwitch};
 
 /// Held rows read from the state at a time.
 const PAGE: usize = 500;
 
+/// The late pass on `state` (after a main pass that did not stop): its own senders and
+/// committer; the state once every held row it could send is recorded.
+pub(super) fn late_pass(pass: &Pass, state: State) -> Result<State, MigrateError> {
+    let (deliveries, batch_tx, commit_tx) = Deliveries::start(pass, Some(state));
+    // Deliveries alone complete held rows: nothing is registered.
+    drop(commit_tx);
+    let sent = send_held(
+        &pass.options.state_dir,
+        super::assemble::limits(pass.options),
+        batch_tx,
+        pass.switch.clone(),
+    );
+    if sent.is_err() {
+        pass.switch.halt();
+    }
+    let (_, state) = deliveries.finish(pass.runtime);
+    sent?;
+    Ok(state?.expect("the late pass has a state"))
+}
+
 /// Reads every held row of the state in `dir` and sends its events, one day per request, in
 /// day order, until done or stopped; the number of held rows read.
-pub(super) fn send_held(
+fn send_held(
     dir: &Path,
     limits: Limits,
     batches: tokio::sync::mpsc::Sender<Batch>,

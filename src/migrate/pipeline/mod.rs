@@ -287,66 +287,19 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         None => None,
     };
 
-    let front = match &state {
-        Some(state) => days::Front::resume(state.front()?.as_deref()),
-        None => days::Front::default(),
+    let pass = Pass {
+        runtime: &runtime,
+        client: &client,
+        options,
+        switch: &switch,
+        counters: &counters,
     };
-
-    // The main pass: every planned file, its late rows held back.
-    let (deliveries, batch_tx, commit_tx) =
-        Deliveries::start(&runtime, state, &client, options, &switch, &counters);
-    let map::Mappers { to, from, threads } = map::spawn(&engine, options.threads.max(1));
-    let reader = {
-        let (commit_tx, switch, counters) = (commit_tx.clone(), switch.clone(), counters.clone());
-        named("migrate-read", move || {
-            read::read_files(plans, to, commit_tx, switch, counters)
-        })
-    };
-    let store = match options.dry_run {
-        false => Some(
-            Store::open(&options.state_dir.join(super::state::DATABASE))
-                .map_err(MigrateError::Identities)?,
-        ),
-        true => None,
-    };
-    let assembled = assemble::assemble(
-        from,
-        store,
-        batch_tx,
-        commit_tx,
-        (options, front),
-        &counters,
-    );
-    if assembled.is_err() {
-        // The identity store stopped recording: stop everything at once.
-        switch.halt();
-    }
-    let _ = reader.join();
-    for thread in threads {
-        let _ = thread.join();
-    }
-    let (batches, state) = deliveries.finish(&runtime);
-    let assembled = assembled?;
-    let mut state = state?;
-
+    let (assembled, batches, state) = main_pass(&pass, state, &engine, plans)?;
     // The late pass: the held rows, day by day, once the main pass is done.
-    if let Some(done) = state.take_if(|_| !switch.is_on()) {
-        let (deliveries, batch_tx, commit_tx) =
-            Deliveries::start(&runtime, Some(done), &client, options, &switch, &counters);
-        drop(commit_tx);
-        let sent = late::send_held(
-            &options.state_dir,
-            assemble::limits(options),
-            batch_tx,
-            switch.clone(),
-        );
-        if sent.is_err() {
-            switch.halt();
-        }
-        let (_, done) = deliveries.finish(&runtime);
-        sent?;
-        state = done?;
-    }
+    let state = match state {
+        Some(state) if !switch.is_on() => Some(late::late_pass(&pass, state)?),
+        state => state,
+    };
 
     // The aliases and group snapshots: drained unless the run stopped.
     let stop = match sidecar {
@@ -370,6 +323,64 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     })
 }
 
+/// What every pass of a run shares.
+struct Pass<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    client: &'a Client,
+    options: &'a MigrateOptions,
+    switch: &'a StopSwitch,
+    counters: &'a Arc<LiveCounts>,
+}
+
+/// The main pass: every planned file read, mapped, counted; its late rows held back, the rest
+/// sent one day per request. What the assembler counted, the requests made, and the state.
+fn main_pass(
+    pass: &Pass,
+    state: Option<State>,
+    engine: &Engine,
+    plans: Vec<plan::Plan>,
+) -> Result<(assemble::Assembled, u64, Option<State>), MigrateError> {
+    let (options, switch) = (pass.options, pass.switch);
+    let front = match &state {
+        Some(state) => days::Front::resume(state.front()?.as_deref()),
+        None => days::Front::default(),
+    };
+    let (deliveries, batch_tx, commit_tx) = Deliveries::start(pass, state);
+    let map::Mappers { to, from, threads } = map::spawn(engine, options.threads.max(1));
+    let reader = {
+        let (commit_tx, switch, counters) =
+            (commit_tx.clone(), switch.clone(), pass.counters.clone());
+        named("migrate-read", move || {
+            read::read_files(plans, to, commit_tx, switch, counters)
+        })
+    };
+    let store = match options.dry_run {
+        false => Some(
+            Store::open(&options.state_dir.join(super::state::DATABASE))
+                .map_err(MigrateError::Identities)?,
+        ),
+        true => None,
+    };
+    let assembled = assemble::assemble(
+        from,
+        store,
+        batch_tx,
+        commit_tx,
+        (options, front),
+        pass.counters,
+    );
+    if assembled.is_err() {
+        // The identity store stopped recording: stop everything at once.
+        switch.halt();
+    }
+    let _ = reader.join();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    let (batches, state) = deliveries.finish(pass.runtime);
+    Ok((assembled?, batches, state?))
+}
+
 /// The PostHog client of the event senders, with this run's limits.
 fn client(options: &MigrateOptions, counters: &LiveCounts) -> Result<Client, MigrateError> {
     let mut client = Client::new(&options.host, &options.api_key, options.rate.0)
@@ -391,30 +402,26 @@ impl Deliveries {
     /// this is a dry run, the committer on `state`; the pass hands batches and registrations
     /// to the two senders returned.
     fn start(
-        runtime: &tokio::runtime::Runtime,
+        pass: &Pass,
         state: Option<State>,
-        client: &Client,
-        options: &MigrateOptions,
-        switch: &StopSwitch,
-        counters: &Arc<LiveCounts>,
     ) -> (
         Deliveries,
         tokio::sync::mpsc::Sender<Batch>,
         std::sync::mpsc::Sender<Commit>,
     ) {
         let (commit_tx, commit_rx) = channel();
-        let committer = state.map(|state| commit::spawn(state, commit_rx, switch.clone()));
+        let committer = state.map(|state| commit::spawn(state, commit_rx, pass.switch.clone()));
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(BATCHES_QUEUED);
-        let senders = runtime.spawn(send::send_batches(
+        let senders = pass.runtime.spawn(send::send_batches(
             batch_rx,
-            client.clone(),
+            pass.client.clone(),
             send::Sending {
-                concurrency: options.concurrency.max(1),
-                dry_run: options.dry_run,
+                concurrency: pass.options.concurrency.max(1),
+                dry_run: pass.options.dry_run,
             },
-            switch.clone(),
+            pass.switch.clone(),
             commit_tx.clone(),
-            counters.clone(),
+            pass.counters.clone(),
         ));
         let deliveries = Deliveries { senders, committer };
         (deliveries, batch_tx, commit_tx)

@@ -18,7 +18,7 @@ use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::records::{add_counts, add_dead_letter, add_example};
+use super::writes::{add_counts, add_dead_letter, add_example};
 use super::{SourceKey, State, StateError};
 use crate::counts::DayCounts;
 

@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod example;
 mod held;
 mod records;
 mod source_key;
+mod writes;
 
+pub use example::{EXAMPLE_BYTES, Example};
 pub use held::{HeldRow, LateCommit, LateRow};
-pub use records::{ChunkCommit, EXAMPLE_BYTES, Example};
+pub use records::ChunkCommit;
 pub use source_key::SourceKey;
 
 /// The database file under the state directory.

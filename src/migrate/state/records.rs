@@ -4,7 +4,8 @@
 use rusqlite::{Transaction, params};
 
 use super::held::{HeldRow, LateCommit};
-use super::{State, StateError};
+use super::writes::{add_counts, add_dead_letter, add_example};
+use super::{Example, State, StateError};
 use crate::counts::{DayCounts, Metric};
 
 /// A done chunk, as written.
@@ -23,41 +24,6 @@ pub struct ChunkCommit {
     pub held: Vec<HeldRow>,
     /// The main pass's front after this chunk (the newest event day seen).
     pub front: Option<String>,
-}
-
-/// One example row of an outcome (`skipped`, `rejected`, `dead_lettered`) and reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Example {
-    pub metric: String,
-    pub reason: String,
-    pub file: String,
-    pub line: u64,
-    /// The row as read (at most [`EXAMPLE_BYTES`] of it, cut at a character boundary).
-    pub row: String,
-}
-
-/// How much of an example row is kept.
-pub const EXAMPLE_BYTES: usize = 2000;
-
-impl Example {
-    pub fn new(metric: &str, reason: &str, file: &str, line: u64, row: &[u8]) -> Example {
-        let mut row = String::from_utf8_lossy(row).into_owned();
-        if row.len() > EXAMPLE_BYTES {
-            let mut end = EXAMPLE_BYTES;
-            while !row.is_char_boundary(end) {
-                end -= 1;
-            }
-            row.truncate(end);
-            row.push('…');
-        }
-        Example {
-            metric: metric.to_owned(),
-            reason: reason.to_owned(),
-            file: file.to_owned(),
-            line,
-            row,
-        }
-    }
 }
 
 impl State {
@@ -186,52 +152,6 @@ fn write_chunk(transaction: &Transaction, chunk: &ChunkCommit) -> rusqlite::Resu
     Ok(())
 }
 
-/// Adds per-day counts.
-pub(super) fn add_counts(transaction: &Transaction, counts: &DayCounts) -> rusqlite::Result<()> {
-    let mut count = transaction.prepare_cached(
-        "INSERT INTO migrate_days (day, metric, reason, count) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (day, metric, reason) DO UPDATE SET count = count + excluded.count",
-    )?;
-    for ((day, metric, reason), value) in counts {
-        count.execute(params![day, metric.as_str(), reason, *value as i64])?;
-    }
-    Ok(())
-}
-
-/// Keeps an example row unless its outcome and reason have one.
-pub(super) fn add_example(transaction: &Transaction, item: &Example) -> rusqlite::Result<()> {
-    transaction
-        .prepare_cached(
-            "INSERT OR IGNORE INTO migrate_examples (metric, reason, file, line, row)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            item.metric,
-            item.reason,
-            item.file,
-            item.line as i64,
-            item.row
-        ])
-        .map(|_| ())
-}
-
-/// Adds a dead letter of `file`'s line `line` (`seq` tells apart several of one line).
-pub(super) fn add_dead_letter(
-    transaction: &Transaction,
-    file: i64,
-    line: u64,
-    seq: u64,
-    record: &str,
-) -> rusqlite::Result<()> {
-    transaction
-        .prepare_cached(
-            "INSERT OR IGNORE INTO migrate_dead_letters (file_id, line, seq, record)
-             VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![file, line as i64, seq as i64, record])
-        .map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,13 +234,5 @@ mod tests {
             (examples[0].file.as_str(), examples[0].line),
             ("export/a.json.gz", 2)
         );
-    }
-
-    #[test]
-    fn an_example_row_is_cut_at_a_character_boundary() {
-        let row = "é".repeat(EXAMPLE_BYTES);
-        let example = Example::new("skipped", "session_marker", "f", 1, row.as_bytes());
-        assert!(example.row.ends_with('…'));
-        assert!(example.row.len() <= EXAMPLE_BYTES + '…'.len_utf8());
     }
 }
