@@ -37,6 +37,7 @@ impl MigrationSummary {
     /// alias or group left to send.
     pub fn complete(&self) -> bool {
         self.totals.adds_up()
+            && self.totals.held == 0
             && self.problems.is_empty()
             && self.files_done == self.files
             && self.identities.pending == 0

@@ -272,7 +272,8 @@ impl Report {
                 if self.is_dry_run() {
                     !day.counts.rows_add_up()
                 } else {
-                    !day.counts.adds_up()
+                    // Events held for the late pass add up but are not sent yet.
+                    !day.counts.adds_up() || day.counts.held > 0
                 }
             })
             .collect()
@@ -309,6 +310,12 @@ impl Report {
             self.groups_refused,
             self.groups_pending,
         );
+        if totals.held > 0 {
+            text.push_str(&format!(
+                "events held for the late pass (uploaded late, sent after the rest): {}\n",
+                totals.held
+            ));
+        }
         let unbalanced = self.unbalanced_days();
         if self.is_dry_run() {
             text.push_str(&format!(

@@ -82,14 +82,6 @@ pub(super) fn assemble(
         assembled
             .examples
             .extend(sorted.pending.examples.iter().cloned());
-        if options.dry_run {
-            for held in std::mem::take(&mut sorted.pending.held) {
-                let bytes = held.events.iter().map(|event| event.len() + 1).sum();
-                assembled
-                    .late
-                    .add_row(&held.day, held.events.len(), bytes, limits);
-            }
-        }
         counters.held.fetch_add(
             sorted
                 .pending
@@ -99,6 +91,14 @@ pub(super) fn assemble(
                 .sum(),
             Ordering::Relaxed,
         );
+        if options.dry_run {
+            for held in std::mem::take(&mut sorted.pending.held) {
+                let bytes = held.events.iter().map(|event| event.len() + 1).sum();
+                assembled
+                    .late
+                    .add_row(&held.day, held.events.len(), bytes, limits);
+            }
+        }
         if let Some(store) = store.as_mut()
             && !sorted.identities.is_empty()
         {
@@ -217,6 +217,10 @@ fn sort(
         let MappingOutcome::Events(events) = mapped.outcome else {
             continue;
         };
+        if events.is_empty() {
+            // Nothing to send (a custom module may say so): nothing to hold either.
+            continue;
+        }
         let before = *front;
         if front.place(&day) == Place::Late {
             pending.held.push(HeldRow {

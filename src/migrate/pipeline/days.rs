@@ -28,10 +28,14 @@ pub(super) const OPEN_DAYS: usize = 4;
 /// after a crash, so an open batch goes once this many chunks came after its first row.
 pub(super) const STALE_AFTER_CHUNKS: u64 = 2;
 
-/// The main pass's front: the newest event day seen so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The main pass's front: the newest event day seen so far — not later than the day after
+/// `today`, so that one row with a clock far in the future (year 2099) cannot make the rest
+/// of the export "late".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Front {
     newest: Option<NaiveDate>,
+    /// The newest day the front may reach.
+    limit: NaiveDate,
 }
 
 /// Where a row of some day goes.
@@ -44,10 +48,12 @@ pub(super) enum Place {
 }
 
 impl Front {
-    /// The front a migration left in its state (`YYYY-MM-DD`), or none.
-    pub(super) fn resume(day: Option<&str>) -> Front {
+    /// The front a migration left in its state (`YYYY-MM-DD`), or none, on `today`.
+    pub(super) fn resume(day: Option<&str>, today: NaiveDate) -> Front {
+        let limit = today.checked_add_days(Days::new(1)).unwrap_or(today);
         Front {
-            newest: day.and_then(parse_day),
+            newest: day.and_then(parse_day).map(|day| day.min(limit)),
+            limit,
         }
     }
 
@@ -60,6 +66,8 @@ impl Front {
         match self.newest {
             Some(newest) if date < yesterday(newest) => Place::Late,
             Some(newest) if date <= newest => Place::Now,
+            // A day in the future goes now, and the front stays where it is.
+            _ if date > self.limit => Place::Now,
             _ => {
                 self.newest = Some(date);
                 Place::Now
@@ -282,7 +290,8 @@ mod tests {
 
     #[test]
     fn a_row_more_than_a_day_older_than_the_front_is_late() {
-        let mut front = Front::default();
+        let today = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let mut front = Front::resume(None, today);
         assert_eq!(front.place("2024-01-10"), Place::Now);
         assert_eq!(front.place("2024-01-09"), Place::Now);
         assert_eq!(front.place("2024-01-08"), Place::Late);
@@ -291,13 +300,17 @@ mod tests {
         assert_eq!(front.place("unknown"), Place::Now);
         assert_eq!(front.oldest_current().as_deref(), Some("2024-01-11"));
         assert_eq!(
-            Front::resume(front.newest().as_deref()).place("2024-01-10"),
+            Front::resume(front.newest().as_deref(), today).place("2024-01-10"),
             Place::Late
         );
         // Month and year boundaries are days like any other.
-        let mut front = Front::resume(Some("2024-03-01"));
+        let mut front = Front::resume(Some("2024-03-01"), today);
         assert_eq!(front.place("2024-02-29"), Place::Now);
         assert_eq!(front.place("2024-02-28"), Place::Late);
+        // A clock far in the future neither waits nor moves the front.
+        assert_eq!(front.place("2099-01-01"), Place::Now);
+        assert_eq!(front.place("2024-03-01"), Place::Now);
+        assert_eq!(front.newest().as_deref(), Some("2024-03-01"));
     }
 
     #[test]

@@ -293,6 +293,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         options,
         switch: &switch,
         counters: &counters,
+        refusals: Arc::default(),
     };
     let (assembled, batches, state) = main_pass(&pass, state, &engine, plans)?;
     // The late pass: the held rows, day by day, once the main pass is done.
@@ -330,6 +331,8 @@ struct Pass<'a> {
     options: &'a MigrateOptions,
     switch: &'a StopSwitch,
     counters: &'a Arc<LiveCounts>,
+    /// Wholly refused requests, judged across the passes of the run.
+    refusals: Arc<Mutex<posthog_client::refusals::Refusals<Commit>>>,
 }
 
 /// The main pass: every planned file read, mapped, counted; its late rows held back, the rest
@@ -341,9 +344,10 @@ fn main_pass(
     plans: Vec<plan::Plan>,
 ) -> Result<(assemble::Assembled, u64, Option<State>), MigrateError> {
     let (options, switch) = (pass.options, pass.switch);
+    let today = chrono::Utc::now().date_naive();
     let front = match &state {
-        Some(state) => days::Front::resume(state.front()?.as_deref()),
-        None => days::Front::default(),
+        Some(state) => days::Front::resume(state.front()?.as_deref(), today),
+        None => days::Front::resume(None, today),
     };
     let (deliveries, batch_tx, commit_tx) = Deliveries::start(pass, state);
     let map::Mappers { to, from, threads } = map::spawn(engine, options.threads.max(1));
@@ -421,7 +425,7 @@ impl Deliveries {
             },
             pass.switch.clone(),
             commit_tx.clone(),
-            pass.counters.clone(),
+            (pass.counters.clone(), pass.refusals.clone()),
         ));
         let deliveries = Deliveries { senders, committer };
         (deliveries, batch_tx, commit_tx)

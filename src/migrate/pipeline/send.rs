@@ -29,12 +29,12 @@ pub(super) async fn send_batches(
     sending: Sending,
     switch: StopSwitch,
     commit: Sender<Commit>,
-    counters: Arc<LiveCounts>,
+    (counters, refusals): (Arc<LiveCounts>, Arc<Mutex<Refusals<Commit>>>),
 ) -> u64 {
     let outcomes = Arc::new(Outcomes {
         commit,
         counters,
-        refusals: Mutex::new(Refusals::default()),
+        refusals,
         switch: switch.clone(),
     });
     let permits = Arc::new(tokio::sync::Semaphore::new(sending.concurrency));
@@ -82,7 +82,9 @@ pub(super) async fn send_batches(
 struct Outcomes {
     commit: Sender<Commit>,
     counters: Arc<LiveCounts>,
-    refusals: Mutex<Refusals<Commit>>,
+    /// Shared by the passes of a run: a request the late pass finds wholly refused is judged
+    /// knowing what the main pass saw accepted.
+    refusals: Arc<Mutex<Refusals<Commit>>>,
     switch: StopSwitch,
 }
 

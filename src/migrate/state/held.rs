@@ -171,34 +171,37 @@ impl State {
     }
 }
 
-/// The row, then each event, one a line (a row is one line, and compact JSON has no raw
-/// newline), deflated.
+/// The row (one line: no newline in it), a newline, then the events as one JSON array whose
+/// elements are each event's exact text; deflated.
 fn encode(row: &[u8], events: &[String]) -> Vec<u8> {
     let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
     let mut write = || -> std::io::Result<()> {
         encoder.write_all(row)?;
-        for event in events {
-            encoder.write_all(b"\n")?;
+        encoder.write_all(b"\n[")?;
+        for (index, event) in events.iter().enumerate() {
+            if index > 0 {
+                encoder.write_all(b",")?;
+            }
             encoder.write_all(event.as_bytes())?;
         }
-        Ok(())
+        encoder.write_all(b"]")
     };
     write().expect("writing to memory");
     encoder.finish().expect("writing to memory")
 }
 
 fn decode(payload: &[u8]) -> std::io::Result<(Vec<u8>, Vec<String>)> {
+    let invalid = |error| std::io::Error::new(std::io::ErrorKind::InvalidData, error);
     let mut text = Vec::new();
     DeflateDecoder::new(payload).read_to_end(&mut text)?;
-    let mut parts = text.split(|byte| *byte == b'\n');
-    let row = parts.next().unwrap_or_default().to_vec();
-    let events = parts
-        .map(|event| {
-            String::from_utf8(event.to_vec())
-                .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((row, events))
+    let newline = text
+        .iter()
+        .position(|byte| *byte == b'\n')
+        .ok_or_else(|| invalid("a held row without its events".into()))?;
+    let events: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(&text[newline + 1..]).map_err(|error| invalid(error.to_string()))?;
+    let events = events.iter().map(|event| event.get().to_owned()).collect();
+    Ok((text[..newline].to_vec(), events))
 }
 
 #[cfg(test)]
@@ -273,5 +276,21 @@ mod tests {
             2
         );
         assert_eq!(state.late_rows(None, 10).expect("rows").len(), 2);
+    }
+
+    #[test]
+    fn a_held_rows_events_come_back_byte_for_byte_even_with_newlines_inside() {
+        // A custom WebAssembly module's events are kept as their exact text, pretty or not.
+        let events = vec![
+            "{\n  \"uuid\": \"a\"\n}".to_owned(),
+            "{\"uuid\":\"b,]\"}".to_owned(),
+        ];
+        let (row, back) = decode(&encode(b"{\"row\":1}", &events)).expect("decodes");
+        assert_eq!(row, b"{\"row\":1}");
+        assert_eq!(back, events);
+        assert_eq!(
+            decode(&encode(b"{}", &[])).expect("decodes").1,
+            Vec::<String>::new()
+        );
     }
 }
