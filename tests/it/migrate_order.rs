@@ -320,6 +320,17 @@ fn a_kill_in_the_main_pass_or_the_late_pass_then_the_same_command_loses_and_doub
                 !capture.stored().iter().any(is_late),
                 "no late row before the late pass"
             );
+            // The report of the state as the kill left it: held events are not delivered,
+            // and the migration is not taken for finished.
+            let report = std::process::Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+                .arg("report")
+                .arg("--state")
+                .arg(setup.path("state"))
+                .output()
+                .expect("report runs");
+            let text = String::from_utf8_lossy(&report.stdout);
+            assert!(text.contains("events held for the late pass"), "{text}");
+            assert!(text.contains("not yet accounted for"), "{text}");
         }
         let output = setup.migrate(
             &capture.url(),
