@@ -17,7 +17,10 @@ use super::super::state::{Example, HeldRow};
 use super::super::summary::MigrationSummary;
 use super::super::{MigrateError, MigrateOptions};
 use super::days::{DayBatches, Front, LateCount, Limits, Place};
-use super::{Batch, COMPONENT, Chunk, Commit, DryRun, EventOrigin, MappedChunk, Pending, Source};
+use super::{
+    Backlog, Batch, COMPONENT, Chunk, Commit, DryRun, EventOrigin, MappedChunk, Pending, Source,
+    StopSwitch,
+};
 use crate::counts::{DayCounts, Metric, UNKNOWN_DAY, count_row};
 use crate::dead_letter::DeadLetter;
 use crate::outcome::MappingOutcome;
@@ -37,10 +40,9 @@ pub(super) struct Assembled {
 pub(super) fn assemble(
     from_mappers: Vec<Receiver<MappedChunk>>,
     mut store: Option<Store>,
-    batches: tokio::sync::mpsc::Sender<Batch>,
-    commit: Sender<Commit>,
+    (batches, commit): (tokio::sync::mpsc::Sender<Batch>, Sender<Commit>),
     (options, mut front): (&MigrateOptions, Front),
-    counters: &LiveCounts,
+    (counters, backlog, switch): (&LiveCounts, &Backlog, &StopSwitch),
 ) -> Result<Assembled, MigrateError> {
     let mut assembled = Assembled {
         counts: DayCounts::new(),
@@ -107,6 +109,13 @@ pub(super) fn assemble(
                 .ingest(&RecordBatch::from_records(sorted.identities))
                 .map_err(MigrateError::Identities)?;
         }
+        if !options.dry_run && !wait_for_room(backlog, switch, &mut open, &batches) {
+            // The run stops: this chunk is not registered, the next run reads it again.
+            return Ok(assembled);
+        }
+        if !options.dry_run {
+            backlog.registered();
+        }
         let registered = commit.send(Commit::Register {
             file: chunk.file,
             index: chunk.index,
@@ -133,6 +142,31 @@ pub(super) fn assemble(
     open.close_all(&mut ready);
     send(&mut ready, &batches);
     Ok(assembled)
+}
+
+/// Waits while too many chunks wait for their deliveries, sending every open batch first (their
+/// events may be what those chunks wait for); false if the run stops meanwhile.
+fn wait_for_room(
+    backlog: &Backlog,
+    switch: &StopSwitch,
+    open: &mut DayBatches,
+    batches: &tokio::sync::mpsc::Sender<Batch>,
+) -> bool {
+    if !backlog.full() {
+        return true;
+    }
+    let mut ready = Vec::new();
+    open.close_all(&mut ready);
+    if !send(&mut ready, batches) {
+        return false;
+    }
+    while backlog.full() {
+        if switch.is_on() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
 }
 
 /// The request limits of this run.

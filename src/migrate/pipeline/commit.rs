@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use super::super::state::{ChunkCommit, Example, HeldRow, LateCommit, State};
 use super::super::summary::MigrationSummary;
 use super::super::tracker::{FileId, Tracker};
 use super::super::{DEAD_LETTERS_FILE, MigrateError, Stop};
-use super::{COMPONENT, Commit, Pending, Source, StopSwitch, named};
+use super::{Backlog, COMPONENT, Commit, Pending, Source, StopSwitch, named};
 use crate::counts::{DayCounts, Metric};
 use crate::dead_letter::DeadLetter;
 
@@ -23,9 +24,10 @@ pub(super) fn spawn(
     state: State,
     messages: Receiver<Commit>,
     switch: StopSwitch,
+    backlog: Arc<Backlog>,
 ) -> std::thread::JoinHandle<Result<State, MigrateError>> {
     named("migrate-commit", move || {
-        let committed = committer(state, messages);
+        let committed = committer(state, messages, &backlog);
         if committed.is_err() {
             switch.halt();
         }
@@ -35,7 +37,11 @@ pub(super) fn spawn(
 
 /// Applies registrations and deliveries; commits chunks as watermarks move, and held rows as
 /// the late pass delivers them.
-fn committer(mut state: State, messages: Receiver<Commit>) -> Result<State, MigrateError> {
+fn committer(
+    mut state: State,
+    messages: Receiver<Commit>,
+    backlog: &Backlog,
+) -> Result<State, MigrateError> {
     let mut tracker: Tracker<Pending> = Tracker::default();
     let mut open = true;
     while open {
@@ -75,6 +81,7 @@ fn committer(mut state: State, messages: Receiver<Commit>) -> Result<State, Migr
             })
             .collect();
         state.commit(&done, &late)?;
+        backlog.committed(done.len());
     }
     Ok(state)
 }

@@ -55,6 +55,8 @@ const CHUNK_BYTES: usize = 4 << 20;
 const CHUNKS_QUEUED: usize = 2;
 /// Batches waiting for a sender at most.
 const BATCHES_QUEUED: usize = 4;
+/// Chunks registered and not yet committed at most (see [`Backlog`]).
+const CHUNKS_WAITING: u64 = 32;
 
 /// The component name in this command's dead letters.
 const COMPONENT: &str = "migrate";
@@ -294,6 +296,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         switch: &switch,
         counters: &counters,
         refusals: Arc::default(),
+        backlog: Arc::default(),
     };
     let (assembled, batches, state) = main_pass(&pass, state, &engine, plans)?;
     // The late pass: the held rows, day by day, once the main pass is done.
@@ -324,6 +327,27 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
     })
 }
 
+/// Chunks registered with the committer and not yet committed. Their rows wait in memory
+/// (held rows with them), so the assembler waits while [`CHUNKS_WAITING`] are: a request
+/// retried for minutes cannot let a file's late rows pile up in memory behind it.
+#[derive(Default)]
+struct Backlog(std::sync::atomic::AtomicU64);
+
+impl Backlog {
+    fn registered(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn committed(&self, chunks: usize) {
+        self.0
+            .fetch_sub(chunks as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn full(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst) >= CHUNKS_WAITING
+    }
+}
+
 /// What every pass of a run shares.
 struct Pass<'a> {
     runtime: &'a tokio::runtime::Runtime,
@@ -333,6 +357,7 @@ struct Pass<'a> {
     counters: &'a Arc<LiveCounts>,
     /// Wholly refused requests, judged across the passes of the run.
     refusals: Arc<Mutex<posthog_client::refusals::Refusals<Commit>>>,
+    backlog: Arc<Backlog>,
 }
 
 /// The main pass: every planned file read, mapped, counted; its late rows held back, the rest
@@ -368,10 +393,9 @@ fn main_pass(
     let assembled = assemble::assemble(
         from,
         store,
-        batch_tx,
-        commit_tx,
+        (batch_tx, commit_tx),
         (options, front),
-        pass.counters,
+        (pass.counters, &pass.backlog, switch),
     );
     if assembled.is_err() {
         // The identity store stopped recording: stop everything at once.
@@ -414,7 +438,9 @@ impl Deliveries {
         std::sync::mpsc::Sender<Commit>,
     ) {
         let (commit_tx, commit_rx) = channel();
-        let committer = state.map(|state| commit::spawn(state, commit_rx, pass.switch.clone()));
+        let committer = state.map(|state| {
+            commit::spawn(state, commit_rx, pass.switch.clone(), pass.backlog.clone())
+        });
         let (batch_tx, batch_rx) = tokio::sync::mpsc::channel(BATCHES_QUEUED);
         let senders = pass.runtime.spawn(send::send_batches(
             batch_rx,
@@ -458,4 +484,22 @@ fn named<T: Send + 'static>(
         .name(name.to_owned())
         .spawn(work)
         .expect("a thread starts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_assembler_waits_once_32_chunks_wait_for_their_deliveries() {
+        let backlog = Backlog::default();
+        for _ in 0..CHUNKS_WAITING - 1 {
+            backlog.registered();
+        }
+        assert!(!backlog.full());
+        backlog.registered();
+        assert!(backlog.full());
+        backlog.committed(1);
+        assert!(!backlog.full());
+    }
 }
