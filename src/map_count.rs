@@ -43,8 +43,8 @@ pub enum Seen<'a> {
 /// [`crate::input::discover`] finds them), mapping them on `threads` threads. An entry that
 /// cannot be listed, a file that cannot be opened and a zip member that is not there are
 /// problems and are left out; a file that fails once it is read (UTF-16, a damaged gzip) keeps
-/// the rows read before and is not counted as read to its end, as `migrate --dry-run` counts
-/// it. A row too long to hold is refused as `event_too_large` without being mapped.
+/// the rows read before, is not counted as read to its end and is a problem too, as
+/// `migrate --dry-run` counts it. A row too long to hold is refused as `event_too_large` without being mapped.
 pub fn count_export(
     inputs: &[PathBuf],
     threads: usize,
@@ -72,11 +72,22 @@ pub fn count_export(
     };
     let mut block = Vec::with_capacity(BLOCK_ROWS);
     for (source, size) in planned {
-        let Ok(mut reader) = LineReader::open(source) else {
-            continue;
+        let mut reader = match LineReader::open(source) {
+            Ok(reader) => reader,
+            Err(error) => {
+                let problem = error.to_string();
+                seen(Seen::Problem(&problem));
+                count.problems.push(problem);
+                continue;
+            }
         };
         loop {
             let read = fill_block(&mut reader, &mut block);
+            if let Block::Failed(problem) = &read {
+                // The reader's error names the file and the line.
+                seen(Seen::Problem(problem));
+                count.problems.push(problem.clone());
+            }
             for (key, value) in count_block(&block, threads.max(1)) {
                 *count.counts.entry(key).or_default() += value;
             }
@@ -127,14 +138,14 @@ struct Row {
 }
 
 /// How a block of rows ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Block {
     /// It is full: the file may have more.
     More,
     /// The file ended.
     End,
-    /// The file failed (the rows read before are in the block).
-    Failed,
+    /// The file failed, for this reason (the rows read before are in the block).
+    Failed(String),
 }
 
 /// Reads the next rows into `block`: up to `BLOCK_ROWS` of them, and no more once they hold
@@ -153,7 +164,7 @@ fn fill_block(reader: &mut LineReader, block: &mut Vec<Row>) -> Block {
                 });
             }
             Ok(None) => return Block::End,
-            Err(_) => return Block::Failed,
+            Err(error) => return Block::Failed(error.to_string()),
         }
     }
     Block::More

@@ -601,3 +601,31 @@ fn ctrl_c_stops_within_seconds_while_a_request_hangs_and_never_prints_a_password
     assert!(!text.contains("s3cret-pass"), "{text}");
     drop(keep);
 }
+
+#[test]
+fn a_dry_run_names_a_file_that_breaks_midway_and_exits_1_as_a_real_run_does() {
+    let setup = Setup::generated(3_000, 61, 0.0);
+    // A copy of the export's largest file, cut in the middle of its gzip stream.
+    let largest = amplitude_posthog::fs::walk_files(&setup.path("export"))
+        .expect("files")
+        .into_iter()
+        .max_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+        .expect("a file");
+    let bytes = std::fs::read(&largest).expect("read");
+    let cut = setup.path("export/187520/187520_2024-01-03_23#98.json.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amplitude-posthog"))
+        .arg("migrate")
+        .arg(setup.path("export"))
+        .args(["--posthog-host", "https://us.i.posthog.com", "--dry-run"])
+        .env_remove("POSTHOG_API_KEY")
+        .output()
+        .expect("runs");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("  problem: ") && line.contains("#98.json.gz")),
+        "{text}"
+    );
+}

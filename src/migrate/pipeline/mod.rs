@@ -298,7 +298,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
         refusals: Arc::default(),
         backlog: Arc::default(),
     };
-    let (assembled, batches, state) = main_pass(&pass, state, &engine, plans)?;
+    let (assembled, batches, state, unread) = main_pass(&pass, state, &engine, plans)?;
     // The late pass: the held rows, day by day, once the main pass is done.
     let state = match state {
         Some(state) if !switch.is_on() => Some(late::late_pass(&pass, state)?),
@@ -318,7 +318,12 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
             commit::summarize(state, &options.state_dir, &stop, unregistered)?,
             None,
         ),
-        None => assemble::dry_run_summary(assembled, batches, unregistered),
+        // A dry run has no state to record the files it could not read: they are told here.
+        None => assemble::dry_run_summary(
+            assembled,
+            batches,
+            unregistered.into_iter().chain(unread).collect(),
+        ),
     };
     Ok(RunReport {
         summary,
@@ -348,6 +353,15 @@ impl Backlog {
     }
 }
 
+/// What the main pass did: what the assembler counted, the requests made, the state, and the
+/// files that could not be read to their end (`(file, problem)`).
+type MainPass = (
+    assemble::Assembled,
+    u64,
+    Option<State>,
+    Vec<(String, String)>,
+);
+
 /// What every pass of a run shares.
 struct Pass<'a> {
     runtime: &'a tokio::runtime::Runtime,
@@ -367,7 +381,7 @@ fn main_pass(
     state: Option<State>,
     engine: &Engine,
     plans: Vec<plan::Plan>,
-) -> Result<(assemble::Assembled, u64, Option<State>), MigrateError> {
+) -> Result<MainPass, MigrateError> {
     let (options, switch) = (pass.options, pass.switch);
     let today = chrono::Utc::now().date_naive();
     let front = match &state {
@@ -401,12 +415,12 @@ fn main_pass(
         // The identity store stopped recording: stop everything at once.
         switch.halt();
     }
-    let _ = reader.join();
+    let unread = reader.join().unwrap_or_default();
     for thread in threads {
         let _ = thread.join();
     }
     let (batches, state) = deliveries.finish(pass.runtime);
-    Ok((assembled?, batches, state?))
+    Ok((assembled?, batches, state?, unread))
 }
 
 /// The PostHog client of the event senders, with this run's limits.

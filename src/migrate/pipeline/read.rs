@@ -54,14 +54,17 @@ fn open_counted(
     )
 }
 
-/// Reads every planned file in chunks, handing them to the mappers in turn.
+/// Reads every planned file in chunks, handing them to the mappers in turn; the files that
+/// could not be read to their end, as `(file, problem)` (the committer records them in the
+/// state too; a dry run has only this list).
 pub(super) fn read_files(
     plans: Vec<Plan>,
     mappers: Vec<SyncSender<Chunk>>,
     commit: Sender<Commit>,
     switch: StopSwitch,
     counters: Arc<LiveCounts>,
-) {
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
     let mut turn = 0;
     let mut hand = |chunk: Chunk| -> bool {
         let sent = mappers[turn % mappers.len()].send(chunk).is_ok();
@@ -79,10 +82,7 @@ pub(super) fn read_files(
         let mut reader = match open_counted(&plan.source, &counters) {
             Ok(reader) => reader,
             Err(error) => {
-                let _ = commit.send(Commit::Problem {
-                    file: plan.file,
-                    problem: error.to_string(),
-                });
+                report(&mut problems, &commit, &plan, error.to_string());
                 continue;
             }
         };
@@ -90,36 +90,50 @@ pub(super) fn read_files(
         let mut buffer = Vec::new();
         loop {
             if switch.is_on() {
-                return;
+                return problems;
             }
             match reader.next_line(&mut buffer) {
                 Ok(Some(line)) if line.number <= plan.skip_lines => {}
                 Ok(Some(line)) => {
                     filling.push(line, std::mem::take(&mut buffer));
                     if filling.is_full() && !hand(filling.take(&plan, false)) {
-                        return;
+                        return problems;
                     }
                 }
                 Ok(None) => {
                     if !hand(filling.take(&plan, true)) {
-                        return;
+                        return problems;
                     }
                     break;
                 }
                 Err(error) => {
                     // What was read is migrated; the file is reported, not finished.
                     if !filling.lines.is_empty() && !hand(filling.take(&plan, false)) {
-                        return;
+                        return problems;
                     }
-                    let _ = commit.send(Commit::Problem {
-                        file: plan.file,
-                        problem: error.to_string(),
-                    });
+                    report(&mut problems, &commit, &plan, error.to_string());
                     break;
                 }
             }
         }
     }
+    problems
+}
+
+/// Reports a file that cannot be read to its end: to the committer (the state), and in
+/// `problems`.
+fn report(
+    problems: &mut Vec<(String, String)>,
+    commit: &Sender<Commit>,
+    plan: &Plan,
+    problem: String,
+) {
+    // The problem names the file already (as the state's problems do).
+    problems.push((String::new(), problem.clone()));
+    let _ = commit.send(Commit::Problem {
+        file: plan.file,
+        problem,
+    });
 }
 
 /// The chunk being filled from one file.
