@@ -42,6 +42,20 @@ fn requests(stored: &[StoredEvent]) -> Vec<(BTreeSet<NaiveDate>, Vec<String>)> {
     requests.into_values().collect()
 }
 
+/// The uuids of the events a row maps to (none for a skipped or refused row).
+fn event_uuids(line: &[u8]) -> Vec<String> {
+    match amplitude_posthog_transform::map_line(line) {
+        MappingOutcome::Events(events) => events
+            .iter()
+            .map(|event| {
+                let event: Value = serde_json::from_str(event).expect("json");
+                event["uuid"].as_str().expect("uuid").to_owned()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The export files in the order `migrate` reads them, and the uuids of each file's events.
 fn uuids_by_file(export: &Path) -> Vec<(PathBuf, Vec<String>)> {
     discover(&[export.to_path_buf()])
@@ -55,13 +69,7 @@ fn uuids_by_file(export: &Path) -> Vec<(PathBuf, Vec<String>)> {
             let mut line = Vec::new();
             let mut uuids = Vec::new();
             while reader.next_line(&mut line).expect("readable").is_some() {
-                if let MappingOutcome::Events(events) = amplitude_posthog_transform::map_line(&line)
-                {
-                    for event in events {
-                        let event: Value = serde_json::from_str(&event).expect("json");
-                        uuids.push(event["uuid"].as_str().expect("uuid").to_owned());
-                    }
-                }
+                uuids.extend(event_uuids(&line));
             }
             (path, uuids)
         })
@@ -123,10 +131,11 @@ fn a_days_hourly_files_are_read_in_hour_order_not_as_text() {
     }
 }
 
-/// A 60-day export in which every tenth row was uploaded five days after its time (an
-/// offline client), in files of their own named as Amplitude names them; the uuids of the
-/// late rows' events.
-fn export_with_late_rows(setup: &Setup) -> BTreeSet<String> {
+/// A generated 60-day export in which every tenth row was uploaded five days after its time
+/// (an offline client), in files of their own named as Amplitude names them: the setup, and
+/// the uuids of the late rows' events.
+fn export_with_late_rows(seed: u64) -> (Setup, BTreeSet<String>) {
+    let setup = Setup::generated_over(6_000, seed, 0.01, 60);
     let export = setup.path("export");
     let mut late_files: BTreeMap<PathBuf, Vec<Vec<u8>>> = BTreeMap::new();
     let mut late_uuids = BTreeSet::new();
@@ -144,18 +153,15 @@ fn export_with_late_rows(setup: &Setup) -> BTreeSet<String> {
         let (mut kept, mut line) = (Vec::new(), Vec::new());
         while reader.next_line(&mut line).expect("readable").is_some() {
             number += 1;
-            let outcome = amplitude_posthog_transform::map_line(&line);
-            match (number % 10 == 0, outcome) {
-                (true, MappingOutcome::Events(events)) => {
-                    for event in events {
-                        let event: Value = serde_json::from_str(&event).expect("json");
-                        late_uuids.insert(event["uuid"].as_str().expect("uuid").to_owned());
-                    }
+            let uuids = event_uuids(&line);
+            match number % 10 == 0 && !uuids.is_empty() {
+                true => {
+                    late_uuids.extend(uuids);
                     let later = date + chrono::Days::new(5);
                     let late = path.with_file_name(format!("{project}_{later}_{hour}#90.json.gz"));
                     late_files.entry(late).or_default().push(line.clone());
                 }
-                _ => kept.push(line.clone()),
+                false => kept.push(line.clone()),
             }
         }
         write_gzip(&path, &kept);
@@ -163,7 +169,8 @@ fn export_with_late_rows(setup: &Setup) -> BTreeSet<String> {
     for (path, lines) in late_files {
         write_gzip(&path, &lines);
     }
-    late_uuids
+    let lines = crate::migrate::read_all(&export);
+    (Setup { lines, ..setup }, late_uuids)
 }
 
 fn write_gzip(path: &Path, lines: &[Vec<u8>]) {
@@ -207,12 +214,7 @@ fn passes(
 
 #[test]
 fn late_rows_are_held_and_sent_after_the_main_pass_one_day_per_request_oldest_first() {
-    let setup = Setup::generated_over(6_000, 72, 0.01, 60);
-    let late_uuids = export_with_late_rows(&setup);
-    let setup = Setup {
-        lines: crate::migrate::read_all(&setup.path("export")),
-        ..setup
-    };
+    let (setup, late_uuids) = export_with_late_rows(72);
     let expected = expected(&setup.lines);
     let capture = PostHogCapture::start(KEY);
     let output = setup.migrate(
@@ -294,12 +296,7 @@ fn killed_when(
 #[test]
 fn a_kill_in_the_main_pass_or_the_late_pass_then_the_same_command_loses_and_doubles_nothing() {
     for (phase, seed, rate) in [("main", 73, "3000"), ("late", 74, "1000")] {
-        let setup = Setup::generated_over(6_000, seed, 0.01, 60);
-        let late_uuids = export_with_late_rows(&setup);
-        let setup = Setup {
-            lines: crate::migrate::read_all(&setup.path("export")),
-            ..setup
-        };
+        let (setup, late_uuids) = export_with_late_rows(seed);
         let expected = expected(&setup.lines);
         let capture = PostHogCapture::start(KEY);
         let is_late = |stored: &StoredEvent| {

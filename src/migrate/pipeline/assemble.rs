@@ -95,7 +95,7 @@ pub(super) fn assemble(
         );
         if options.dry_run {
             for held in std::mem::take(&mut sorted.pending.held) {
-                let bytes = held.events.iter().map(|event| event.len() + 1).sum();
+                let bytes = super::days::row_bytes(held.events.iter());
                 assembled
                     .late
                     .add_row(&held.day, held.events.len(), bytes, limits);

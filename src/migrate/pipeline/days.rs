@@ -94,6 +94,11 @@ fn yesterday(day: NaiveDate) -> NaiveDate {
     day.checked_sub_days(Days::new(1)).unwrap_or(day)
 }
 
+/// The bytes a row's events take in a request body (each and its separator).
+pub(super) fn row_bytes<'a>(events: impl Iterator<Item = &'a String>) -> usize {
+    events.map(|event| event.len() + 1).sum()
+}
+
 /// How large a request may grow.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
@@ -137,7 +142,7 @@ impl DayBatches {
         if events.is_empty() {
             return;
         }
-        let bytes: usize = events.iter().map(|(event, _)| event.len() + 1).sum();
+        let bytes = row_bytes(events.iter().map(|(event, _)| event));
         if let Some((_, batch)) = self.open.get(day)
             && self.limits.overflows(batch, events.len(), bytes)
         {
@@ -209,7 +214,7 @@ impl LateBatches {
         events: Vec<(String, EventOrigin)>,
         ready: &mut Vec<Batch>,
     ) {
-        let bytes: usize = events.iter().map(|(event, _)| event.len() + 1).sum();
+        let bytes = row_bytes(events.iter().map(|(event, _)| event));
         let other_day = self.day.as_ref().is_some_and(|open| open != day);
         if other_day || self.limits.overflows(&self.batch, events.len(), bytes) {
             self.close(ready);
