@@ -1,5 +1,6 @@
 //! The HTTP server Vector's `http` sink talks to: `POST /records` (JSON array or NDJSON, gzip
 //! allowed, bounded size, optional bearer token), committed to SQLite before the 200;
+//! `POST /flush` (every record is in: release aliases and person updates, same token);
 //! `GET /status`, `GET /metrics`, `GET /health`. Every failure is one `IntakeError` variant,
 //! and one `IntoResponse` maps it to a status code.
 
@@ -28,12 +29,15 @@ pub struct IntakeState {
     pub token: Option<String>,
     /// Largest accepted body after decompression.
     pub max_body_bytes: usize,
+    /// How the final person updates are written (`--live-project`).
+    pub mode: crate::persons::ProjectMode,
 }
 
 pub fn router(state: IntakeState) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
         .route("/records", post(records))
+        .route("/flush", post(flush))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
@@ -75,11 +79,8 @@ impl IntoResponse for IntakeError {
     }
 }
 
-async fn records(
-    State(state): State<IntakeState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, IntakeError> {
+/// The bearer token check, when a token is configured.
+fn authorize(state: &IntakeState, headers: &HeaderMap) -> Result<(), IntakeError> {
     if let Some(token) = &state.token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -89,6 +90,27 @@ async fn records(
             return Err(IntakeError::Unauthorized);
         }
     }
+    Ok(())
+}
+
+/// Every record is in: the aliases and the person updates may go.
+async fn flush(
+    State(state): State<IntakeState>,
+    headers: HeaderMap,
+) -> Result<Response, IntakeError> {
+    authorize(&state, &headers)?;
+    let mode = state.mode;
+    let result = with_store(&state, move |store| store.release(mode)).await?;
+    state.signals.new_records.notify_one();
+    Ok(axum::Json(json!({"persons": result.persons, "new_person_updates": result.new_updates})).into_response())
+}
+
+async fn records(
+    State(state): State<IntakeState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, IntakeError> {
+    authorize(&state, &headers)?;
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"gzip"))
@@ -113,7 +135,7 @@ async fn records(
     if result.new_aliases + result.changed_groups > 0 {
         state.signals.new_records.notify_one();
     }
-    Ok(axum::Json(json!({"new_aliases": result.new_aliases, "new_conflicts": result.new_conflicts, "changed_groups": result.changed_groups})).into_response())
+    Ok(axum::Json(json!({"new_aliases": result.new_aliases, "new_conflicts": result.new_conflicts, "changed_groups": result.changed_groups, "changed_person_values": result.changed_person_values})).into_response())
 }
 
 async fn status(State(state): State<IntakeState>) -> Result<Response, IntakeError> {

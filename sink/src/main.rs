@@ -12,6 +12,7 @@ use posthog_client::rate::{DEFAULT_IDENTITY_RATE, Rate};
 use tokio::sync::watch;
 
 use posthog_identity_sidecar::intake;
+use posthog_identity_sidecar::persons::ProjectMode;
 use posthog_identity_sidecar::sender::{self, SenderConfig, SenderSignals, Stopped};
 use posthog_identity_sidecar::store::Store;
 
@@ -38,11 +39,15 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         conflicts: usize,
     },
-    /// Wait until a running sidecar has nothing pending, then exit 0 (end of a migration).
+    /// Every record is in (Vector has finished): release the aliases and the person updates,
+    /// wait until a running sidecar has nothing pending, then exit 0 (end of a migration).
     Flush {
         /// The sidecar's address.
         #[arg(long, default_value = "http://127.0.0.1:8687")]
         url: String,
+        /// A file holding the sidecar's bearer token (else SIDECAR_TOKEN; none: no token).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
         /// Give up after this many seconds (0: never).
         #[arg(long, default_value_t = 0)]
         timeout_secs: u64,
@@ -80,6 +85,10 @@ struct ServeArgs {
     /// taking the rest (PostHog's migration guide: a few thousand events/s at most, in total).
     #[arg(long, value_name = "EVENTS_PER_S", default_value_t = Rate(Some(DEFAULT_IDENTITY_RATE)))]
     rate: Rate,
+    /// The project already receives live events: the final person updates fill in only what
+    /// live data lacks (`$set_once`), and set the `$initial_*` keys history knows better.
+    #[arg(long)]
+    live_project: bool,
 }
 
 fn main() -> ExitCode {
@@ -92,7 +101,12 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Status { db, conflicts } => print_status(&db, conflicts),
-        Command::Flush { url, timeout_secs } => flush(&url, timeout_secs),
+        Command::Flush {
+            url,
+            token_file,
+            timeout_secs,
+        } => secret(token_file.as_ref(), "SIDECAR_TOKEN")
+            .and_then(|token| flush(&url, token.as_deref(), timeout_secs)),
     };
     match result {
         Ok(code) => code,
@@ -153,6 +167,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             signals: signals.clone(),
             token,
             max_body_bytes: args.max_body_bytes,
+            mode: if args.live_project {
+                ProjectMode::Live
+            } else {
+                ProjectMode::Empty
+            },
         };
         let sender = tokio::spawn(sender::run(
             sender_config,
@@ -218,13 +237,33 @@ fn print_status(db: &std::path::Path, conflicts: usize) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn flush(url: &str, timeout_secs: u64) -> anyhow::Result<ExitCode> {
+fn flush(url: &str, token: Option<&str>, timeout_secs: u64) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let started = std::time::Instant::now();
+        // Records that arrive after a release wait for the next one: released again until
+        // the store stays released (Vector may still be delivering its last batches).
+        let release = || async {
+            let mut request = client.post(format!("{}/flush", url.trim_end_matches('/')));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let answer = request
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the sidecar at {url}"))?;
+            if !answer.status().is_success() {
+                bail!(
+                    "the sidecar refused the flush: {} {}",
+                    answer.status(),
+                    answer.text().await.unwrap_or_default()
+                );
+            }
+            anyhow::Ok(())
+        };
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sent, {msg}")
@@ -240,13 +279,23 @@ fn flush(url: &str, timeout_secs: u64) -> anyhow::Result<ExitCode> {
                 .await?;
             let status: serde_json::Value =
                 serde_json::from_str(&body).context("the sidecar's /status is not JSON")?;
+            if status["released"] != true {
+                release().await?;
+                continue;
+            }
             let number = |key: &str| status[key].as_u64().unwrap_or(0);
-            let pending = number("pending") + number("groups_pending");
-            bar.set_length(number("sent") + number("failed") + pending);
-            bar.set_position(number("sent") + number("failed"));
+            let pending = number("pending") + number("groups_pending") + number("persons_pending");
+            let done = number("sent")
+                + number("failed")
+                + number("groups_sent")
+                + number("groups_failed")
+                + number("persons_sent")
+                + number("persons_failed");
+            bar.set_length(done + pending);
+            bar.set_position(done);
             bar.set_message(format!(
                 "{pending} pending, {} failed, {} conflicts",
-                number("failed"),
+                number("failed") + number("groups_failed") + number("persons_failed"),
                 number("conflicts")
             ));
             if status["credentials_error"] == true {

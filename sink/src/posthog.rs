@@ -38,5 +38,19 @@ pub fn event(entry: &Outgoing) -> Value {
             "uuid": uuid,
             "properties": {"$group_type": group_type, "$group_key": group_key, "$group_set": Value::Object(properties.clone()), "$geoip_disable": true},
         }),
+        // Keyed by the person's final distinct id, like its alias: PostHog processes both in
+        // order, the merge first.
+        Outgoing::Person {
+            person,
+            properties,
+            timestamp,
+            uuid,
+        } => json!({
+            "event": "$set",
+            "distinct_id": person,
+            "timestamp": timestamp,
+            "uuid": uuid,
+            "properties": Value::Object(properties.clone()),
+        }),
     }
 }

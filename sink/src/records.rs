@@ -4,6 +4,7 @@
 //!
 //! - `{"kind":"identity","user_id":"…","device_id":"…","timestamp":"2024-07-06T12:34:56.789Z"}`
 //! - `{"kind":"groups","groups":{"company":"acme"},"group_properties":{"company":{"acme":{…}}},"timestamp":"…"}`
+//! - `{"kind":"person","distinct_id":"…","set":{…},"set_once":{…},"timestamp":"…"}`
 
 use amplitude_posthog_transform::IdentityRecord;
 use serde::Deserialize;
@@ -27,11 +28,21 @@ pub struct GroupSnapshot {
     pub timestamp: String,
 }
 
+/// One person's `$set` / `$set_once` snapshot as of a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonSnapshot {
+    pub distinct_id: String,
+    pub set: Map<String, Value>,
+    pub set_once: Map<String, Value>,
+    pub timestamp: String,
+}
+
 /// A parsed batch.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RecordBatch {
     pub pairs: Vec<IdentityPair>,
     pub groups: Vec<GroupSnapshot>,
+    pub persons: Vec<PersonSnapshot>,
     /// Well-formed records whose ids PostHog would refuse or that link an id to itself.
     pub ignored: u64,
     pub records: u64,
@@ -58,6 +69,14 @@ enum Record {
         groups: Map<String, Value>,
         #[serde(default)]
         group_properties: Map<String, Value>,
+        timestamp: String,
+    },
+    Person {
+        distinct_id: String,
+        #[serde(default)]
+        set: Map<String, Value>,
+        #[serde(default)]
+        set_once: Map<String, Value>,
         timestamp: String,
     },
 }
@@ -125,6 +144,15 @@ pub fn parse_batch(body: &[u8]) -> Result<RecordBatch, RecordError> {
                     batch.add_group(group_type, group_key, &group_properties, &timestamp);
                 }
             }
+            Record::Person {
+                distinct_id,
+                set,
+                set_once,
+                timestamp,
+            } => {
+                check_timestamp(index, &timestamp)?;
+                batch.add_person(distinct_id, set, set_once, timestamp);
+            }
         }
     }
     Ok(batch)
@@ -154,6 +182,12 @@ impl RecordBatch {
                         batch.add_group(group_type, group_key, &group_properties, &timestamp);
                     }
                 }
+                IdentityRecord::Person {
+                    distinct_id,
+                    set,
+                    set_once,
+                    timestamp,
+                } => batch.add_person(distinct_id, set, set_once, timestamp),
             }
         }
         batch
@@ -170,6 +204,26 @@ impl RecordBatch {
                     timestamp,
                 })
             }
+            _ => self.ignored += 1,
+        }
+    }
+
+    /// A person's snapshot when its distinct id is usable (the mapping's always is); else an
+    /// ignored record.
+    fn add_person(
+        &mut self,
+        distinct_id: String,
+        set: Map<String, Value>,
+        set_once: Map<String, Value>,
+        timestamp: String,
+    ) {
+        match amplitude_posthog_transform::usable_id(&distinct_id) {
+            Some(usable) if usable == distinct_id => self.persons.push(PersonSnapshot {
+                distinct_id,
+                set,
+                set_once,
+                timestamp,
+            }),
             _ => self.ignored += 1,
         }
     }
@@ -252,8 +306,13 @@ mod tests {
         let typed = RecordBatch::from_records(records);
         assert_eq!(typed, parsed);
         assert_eq!(
-            (typed.records, typed.pairs.len(), typed.groups.len()),
-            (2, 1, 2)
+            (
+                typed.records,
+                typed.pairs.len(),
+                typed.groups.len(),
+                typed.persons.len()
+            ),
+            (2, 1, 2, 0)
         );
     }
 

@@ -9,7 +9,7 @@ const METRIC_PREFIX: &str = "posthog_alias_sink_";
 
 /// Prometheus text exposition of the counts.
 pub fn prometheus(counts: &OutboxCounts, credentials_error: bool) -> String {
-    let metrics: [(&str, &str, &str, u64); 11] = [
+    let metrics: [(&str, &str, &str, u64); 16] = [
         (
             "received_records_total",
             "counter",
@@ -69,6 +69,36 @@ pub fn prometheus(counts: &OutboxCounts, credentials_error: bool) -> String {
             "counter",
             "Group updates PostHog refused (marked failed with a reason).",
             counts.groups_failed,
+        ),
+        (
+            "persons",
+            "gauge",
+            "Distinct ids whose rows carried person properties.",
+            counts.persons,
+        ),
+        (
+            "person_updates_pending",
+            "gauge",
+            "Final person updates waiting to be sent.",
+            counts.persons_pending,
+        ),
+        (
+            "person_updates_sent_total",
+            "counter",
+            "Final person updates PostHog accepted.",
+            counts.persons_sent,
+        ),
+        (
+            "person_updates_failed_total",
+            "counter",
+            "Final person updates PostHog refused (marked failed with a reason).",
+            counts.persons_failed,
+        ),
+        (
+            "released",
+            "gauge",
+            "1 when every record received is released (flushed): aliases and person updates may go.",
+            u64::from(counts.released),
         ),
         (
             "credentials_error",

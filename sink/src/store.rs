@@ -1,6 +1,10 @@
-//! The SQLite store: each device's link to its first user (the alias outbox), the conflicts,
-//! each group's latest property set, and counters. A batch is committed before the sidecar
-//! answers Vector; an alias is marked sent only after PostHog accepted it.
+//! The SQLite store: each device's link to its earliest user by event time (the alias
+//! outbox), the conflicts, each group's latest property set, each person's values by event
+//! time and the final update per person (`persons`), and counters. A batch is committed before
+//! the sidecar answers Vector; an entry is marked sent only after PostHog accepted it.
+//! Aliases and person updates wait until the store is *released* ([`Store::release`]: every
+//! record is in), because only then is a device's earliest user, and a person's newest value,
+//! known.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +15,7 @@ use sha1::{Digest, Sha1};
 
 use amplitude_posthog_transform::uuid_v5;
 
+use crate::persons::{Operation, PersonFold, ProjectMode, update_uuid};
 use crate::records::RecordBatch;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -45,12 +50,35 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX groups_pending ON groups (status) WHERE status = 0;
      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
      CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;",
+    // 2: persons by event time: per distinct id and key the winning value (operation 0: the
+    // newest `$set`, 1: the oldest `$set_once`), each distinct id's newest event time, and the
+    // outbox of final updates, one per person (its final distinct id).
+    "CREATE TABLE person_properties (
+        distinct_id TEXT NOT NULL,
+        operation INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (distinct_id, operation, key)
+     ) WITHOUT ROWID;
+     CREATE TABLE persons (distinct_id TEXT PRIMARY KEY, newest TEXT NOT NULL) WITHOUT ROWID;
+     CREATE TABLE person_updates (
+        person TEXT PRIMARY KEY,
+        properties TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+     ) WITHOUT ROWID;
+     CREATE INDEX person_updates_pending ON person_updates (status) WHERE status = 0;",
 ];
 
 /// Outbox states.
 pub const PENDING: i64 = 0;
 pub const SENT: i64 = 1;
 pub const FAILED: i64 = 2;
+/// A pending person update not yet worked out again by the running release.
+const STALE: i64 = 3;
 
 /// What a committed batch changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -58,6 +86,19 @@ pub struct IntakeResult {
     pub new_aliases: u64,
     pub new_conflicts: u64,
     pub changed_groups: u64,
+    /// Person values (a key of a distinct id) the batch added or replaced.
+    pub changed_person_values: u64,
+    /// Whether aliases or person values changed: the store waits for a release again.
+    pub unreleased: bool,
+}
+
+/// What a release worked out.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReleaseResult {
+    /// Persons with an update (their final distinct ids).
+    pub persons: u64,
+    /// Updates new or changed since the last release (pending now).
+    pub new_updates: u64,
 }
 
 /// An outbox entry ready to send.
@@ -76,6 +117,13 @@ pub enum Outgoing {
         timestamp: String,
         uuid: String,
         hash: String,
+    },
+    /// A person's final update (`$set` of its values by event time).
+    Person {
+        person: String,
+        properties: Map<String, Value>,
+        timestamp: String,
+        uuid: String,
     },
 }
 
@@ -96,7 +144,24 @@ pub struct OutboxCounts {
     /// Group updates PostHog accepted, and refused for good (a group's latest snapshot each).
     pub groups_sent: u64,
     pub groups_failed: u64,
+    /// Distinct ids whose rows carried person properties.
+    pub persons: u64,
+    /// Final person updates worked out by the last release: waiting, accepted, refused.
+    pub persons_pending: u64,
+    pub persons_sent: u64,
+    pub persons_failed: u64,
+    /// Whether every record received is released (aliases and person updates worked out).
+    pub released: bool,
     pub last_error: Option<String>,
+}
+
+impl OutboxCounts {
+    /// Entries waiting to be sent, those an unreleased store still owes included: nothing is
+    /// left when this is 0.
+    pub fn waiting(&self) -> u64 {
+        let unreleased = !self.released && (self.pending > 0 || self.persons > 0);
+        self.pending + self.groups_pending + self.persons_pending + u64::from(unreleased)
+    }
 }
 
 pub struct Store {
@@ -108,6 +173,20 @@ fn alias_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Outgoing> {
     Ok(Outgoing::Alias {
         device_id: row.get(0)?,
         user_id: row.get(1)?,
+        timestamp: row.get(2)?,
+        uuid: row.get(3)?,
+    })
+}
+
+/// How an outbox entry is read from its row.
+type FromRow = fn(&rusqlite::Row<'_>) -> rusqlite::Result<Outgoing>;
+
+/// A person update of the outbox from `SELECT person, properties, seen_at, uuid …`.
+fn person_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Outgoing> {
+    let properties: String = row.get(1)?;
+    Ok(Outgoing::Person {
+        person: row.get(0)?,
+        properties: serde_json::from_str(&properties).unwrap_or_default(),
         timestamp: row.get(2)?,
         uuid: row.get(3)?,
     })
@@ -156,51 +235,17 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut result = IntakeResult::default();
         {
-            let mut linked = transaction.prepare_cached(
-                "SELECT user_id, first_seen, status FROM aliases WHERE device_id = ?1",
-            )?;
-            let mut insert = transaction.prepare_cached("INSERT INTO aliases (device_id, user_id, first_seen, uuid) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut earlier = transaction.prepare_cached(
-                "UPDATE aliases SET first_seen = ?2 WHERE device_id = ?1 AND status = 0",
-            )?;
-            let mut conflict = transaction.prepare_cached(
-                "INSERT INTO conflicts (device_id, user_id, first_seen) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (device_id, user_id) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen)",
-            )?;
-            let mut conflict_exists = transaction
-                .prepare_cached("SELECT 1 FROM conflicts WHERE device_id = ?1 AND user_id = ?2")?;
-            for pair in &batch.pairs {
-                let existing: Option<(String, String, i64)> = linked
-                    .query_row(params![pair.device_id], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })
-                    .optional()?;
-                match existing {
-                    None => {
-                        insert.execute(params![
-                            pair.device_id,
-                            pair.user_id,
-                            pair.timestamp,
-                            alias_uuid(&pair.user_id, &pair.device_id)
-                        ])?;
-                        result.new_aliases += 1;
-                    }
-                    // The pair's time is its earliest; an alias already sent keeps the time it
-                    // was sent with (PostHog merges persons, the time only orders the event).
-                    Some((user_id, first_seen, status)) if user_id == pair.user_id => {
-                        if pair.timestamp < first_seen && status == PENDING {
-                            earlier.execute(params![pair.device_id, pair.timestamp])?;
-                        }
-                    }
-                    Some(_) => {
-                        let known =
-                            conflict_exists.exists(params![pair.device_id, pair.user_id])?;
-                        conflict.execute(params![pair.device_id, pair.user_id, pair.timestamp])?;
-                        if !known {
-                            result.new_conflicts += 1;
-                        }
-                    }
+            let mut changed_links = 0;
+            {
+                let mut links = Links::prepare(&transaction)?;
+                for pair in &batch.pairs {
+                    changed_links += links.add(pair, &mut result)?;
                 }
+            }
+            result.changed_person_values = ingest_persons(&transaction, batch)?;
+            result.unreleased = changed_links + result.changed_person_values > 0;
+            if result.unreleased {
+                set_state(&transaction, "released", None)?;
             }
             let mut group_hash = transaction.prepare_cached(
                 "SELECT hash FROM groups WHERE group_type = ?1 AND group_key = ?2",
@@ -241,29 +286,122 @@ impl Store {
         Ok(result)
     }
 
-    /// Up to `limit` pending entries, aliases first (oldest first), then groups.
+    /// Up to `limit` pending entries: aliases first (oldest first), then groups, then person
+    /// updates — aliases and person updates only once released, and person updates only in a
+    /// batch without aliases, once every alias went (a person's update follows its merges).
     pub fn pending(&self, limit: usize) -> rusqlite::Result<Vec<Outgoing>> {
+        let released = self.is_released()?;
         let mut out = Vec::with_capacity(limit);
-        let mut aliases = self.connection.prepare_cached(
-            "SELECT device_id, user_id, first_seen, uuid FROM aliases WHERE status = 0 ORDER BY first_seen, device_id LIMIT ?1",
-        )?;
-        let rows = aliases.query_map(params![limit as i64], alias_from_row)?;
-        for row in rows {
-            out.push(row?);
+        let mut queries: Vec<(&str, FromRow)> = Vec::new();
+        if released {
+            queries.push((
+                "SELECT device_id, user_id, first_seen, uuid FROM aliases WHERE status = 0 ORDER BY first_seen, device_id LIMIT ?1",
+                alias_from_row,
+            ));
         }
-        if out.len() < limit {
-            let mut groups = self.connection.prepare_cached(
-                "SELECT group_type, group_key, properties, seen_at, uuid, hash FROM groups WHERE status = 0 ORDER BY seen_at LIMIT ?1",
+        queries.push((
+            "SELECT group_type, group_key, properties, seen_at, uuid, hash FROM groups WHERE status = 0 ORDER BY seen_at LIMIT ?1",
+            group_from_row,
+        ));
+        for (sql, from_row) in queries {
+            if out.len() < limit {
+                let mut statement = self.connection.prepare_cached(sql)?;
+                for row in statement.query_map(params![(limit - out.len()) as i64], from_row)? {
+                    out.push(row?);
+                }
+            }
+        }
+        let aliases_left = out
+            .iter()
+            .any(|entry| matches!(entry, Outgoing::Alias { .. }));
+        if released && !aliases_left && out.len() < limit {
+            let mut persons = self.connection.prepare_cached(
+                "SELECT person, properties, seen_at, uuid FROM person_updates WHERE status = 0 ORDER BY seen_at, person LIMIT ?1",
             )?;
-            let rows = groups.query_map(params![(limit - out.len()) as i64], group_from_row)?;
-            for row in rows {
+            for row in persons.query_map(params![(limit - out.len()) as i64], person_from_row)? {
                 out.push(row?);
             }
         }
         Ok(out)
     }
 
-    /// Every alias and group update PostHog refused for good, oldest first: `each` gets the
+    /// Whether every record received is released.
+    pub fn is_released(&self) -> rusqlite::Result<bool> {
+        Ok(state(&self.connection, "released")?.as_deref() == Some("1"))
+    }
+
+    /// Releases what the records decided (every record is in: the end of a migration's
+    /// main pass, `flush` for a hand-run Vector pipeline): each device's alias to its earliest
+    /// user may go, and each person's final update is worked out — one per person, its final
+    /// distinct id being its user for a device aliased to one — in `mode`. An update already
+    /// sent with the same content keeps its status (same uuid); records that arrive later
+    /// change nothing until the next release.
+    pub fn release(&mut self, mode: ProjectMode) -> rusqlite::Result<ReleaseResult> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut result = ReleaseResult::default();
+        {
+            transaction.execute("UPDATE person_updates SET status = ?1 WHERE status = 0", params![STALE])?;
+            let mut upsert = transaction.prepare(
+                "INSERT INTO person_updates (person, properties, seen_at, uuid) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (person) DO UPDATE SET properties = excluded.properties, seen_at = excluded.seen_at,
+                   uuid = excluded.uuid, status = 0, error = NULL
+                 WHERE uuid != excluded.uuid OR status = 3",
+            )?;
+            // Each value under its person: a device aliased to a user (an alias PostHog did
+            // not refuse) belongs to the user's person. Operation 2 carries the newest time.
+            let mut values = transaction.prepare(
+                "SELECT coalesce(a.user_id, p.distinct_id), p.operation, p.key, p.value, p.seen_at
+                   FROM person_properties p LEFT JOIN aliases a ON a.device_id = p.distinct_id AND a.status != 2
+                 UNION ALL
+                 SELECT coalesce(a.user_id, n.distinct_id), 2, '', '', n.newest
+                   FROM persons n LEFT JOIN aliases a ON a.device_id = n.distinct_id AND a.status != 2
+                 ORDER BY 1",
+            )?;
+            let mut rows = values.query([])?;
+            let mut current: Option<(String, PersonFold)> = None;
+            let mut finish = |person: String, fold: PersonFold| -> rusqlite::Result<()> {
+                if fold.is_empty() {
+                    return Ok(());
+                }
+                let properties = fold.update_properties(mode);
+                let uuid = update_uuid(&person, &properties);
+                let text = serde_json::to_string(&properties).unwrap_or_default();
+                result.persons += 1;
+                result.new_updates +=
+                    upsert.execute(params![person, text, fold.newest(), uuid])? as u64;
+                Ok(())
+            };
+            while let Some(row) = rows.next()? {
+                let person: String = row.get(0)?;
+                if current.as_ref().is_some_and(|(kept, _)| *kept != person)
+                    && let Some((done, fold)) = current.take()
+                {
+                    finish(done, fold)?;
+                }
+                let (_, fold) = current.get_or_insert_with(|| (person, PersonFold::default()));
+                let at: String = row.get(4)?;
+                match Operation::from_code(row.get(1)?) {
+                    Some(operation) => {
+                        fold.add(operation, &row.get::<_, String>(2)?, &at, &row.get::<_, String>(3)?)
+                    }
+                    None => fold.saw(&at),
+                }
+            }
+            if let Some((done, fold)) = current.take() {
+                finish(done, fold)?;
+            }
+            // Pending updates of persons that are no more (a device now aliased to a user).
+            transaction.execute("DELETE FROM person_updates WHERE status = ?1", params![STALE])?;
+            set_state(&transaction, "released", Some("1"))?;
+            set_state(&transaction, "mode", Some(mode.as_str()))?;
+        }
+        transaction.commit()?;
+        Ok(result)
+    }
+
+    /// Every alias, group update and person update PostHog refused for good, oldest first: `each` gets the
     /// entry as it was sent and PostHog's answer.
     pub fn for_each_refused(
         &self,
@@ -287,6 +425,15 @@ impl Store {
                 return Ok(Err(error));
             }
         }
+        let mut persons = self.connection.prepare(
+            "SELECT person, properties, seen_at, uuid, coalesce(error, '') FROM person_updates WHERE status = 2 ORDER BY seen_at, person",
+        )?;
+        let mut rows = persons.query([])?;
+        while let Some(row) = rows.next()? {
+            if let Err(error) = each(&person_from_row(row)?, &row.get::<_, String>(4)?) {
+                return Ok(Err(error));
+            }
+        }
         Ok(Ok(()))
     }
 
@@ -303,6 +450,10 @@ impl Store {
             // A group that changed again meanwhile has a new hash and stays pending.
             let mut group =
                 transaction.prepare_cached("UPDATE groups SET status = ?3, error = ?4 WHERE group_type = ?1 AND group_key = ?2 AND hash = ?5")?;
+            // An update worked out again meanwhile has a new uuid and stays pending.
+            let mut person = transaction.prepare_cached(
+                "UPDATE person_updates SET status = ?3, error = ?4 WHERE person = ?1 AND uuid = ?2",
+            )?;
             for entry in entries {
                 match entry {
                     Outgoing::Alias { device_id, .. } => {
@@ -314,6 +465,9 @@ impl Store {
                         hash,
                         ..
                     } => group.execute(params![group_type, group_key, status, error, hash])?,
+                    Outgoing::Person { person: id, uuid, .. } => {
+                        person.execute(params![id, uuid, status, error])?
+                    }
                 };
             }
         }
@@ -333,15 +487,15 @@ impl Store {
             "UPDATE groups SET status = 0, error = NULL WHERE status = 2",
             [],
         )?;
-        Ok((aliases + groups) as u64)
+        let persons = self.connection.execute(
+            "UPDATE person_updates SET status = 0, error = NULL WHERE status = 2",
+            [],
+        )?;
+        Ok((aliases + groups + persons) as u64)
     }
 
     pub fn set_last_error(&self, error: Option<&str>) -> rusqlite::Result<()> {
-        self.connection.execute(
-            "INSERT INTO state (name, value) VALUES ('last_error', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            params![error],
-        )?;
-        Ok(())
+        set_state(&self.connection, "last_error", error)
     }
 
     pub fn counts(&self) -> rusqlite::Result<OutboxCounts> {
@@ -369,15 +523,12 @@ impl Store {
             groups_pending: count("SELECT count(*) FROM groups WHERE status = 0")?,
             groups_sent: count("SELECT count(*) FROM groups WHERE status = 1")?,
             groups_failed: count("SELECT count(*) FROM groups WHERE status = 2")?,
-            last_error: self
-                .connection
-                .query_row(
-                    "SELECT value FROM state WHERE name = 'last_error'",
-                    [],
-                    |row| row.get(0),
-                )
-                .optional()?
-                .flatten(),
+            persons: count("SELECT count(*) FROM persons")?,
+            persons_pending: count("SELECT count(*) FROM person_updates WHERE status = 0")?,
+            persons_sent: count("SELECT count(*) FROM person_updates WHERE status = 1")?,
+            persons_failed: count("SELECT count(*) FROM person_updates WHERE status = 2")?,
+            released: self.is_released()?,
+            last_error: state(&self.connection, "last_error")?,
         })
     }
 
@@ -422,6 +573,172 @@ impl Store {
         })?;
         rows.collect()
     }
+}
+
+fn state(connection: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    Ok(connection
+        .query_row(
+            "SELECT value FROM state WHERE name = ?1",
+            params![name],
+            |row| row.get(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+fn set_state(connection: &Connection, name: &str, value: Option<&str>) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        params![name, value],
+    )?;
+    Ok(())
+}
+
+/// The statements that link devices to users, decided by time: a device's alias goes to the
+/// user of its earliest pair (ties: the smaller user id); every other user of the device is a
+/// conflict, kept with its earliest time. An alias already sent stays: PostHog merged.
+struct Links<'t> {
+    linked: rusqlite::CachedStatement<'t>,
+    insert: rusqlite::CachedStatement<'t>,
+    relink: rusqlite::CachedStatement<'t>,
+    conflict: rusqlite::CachedStatement<'t>,
+    conflict_exists: rusqlite::CachedStatement<'t>,
+    unconflict: rusqlite::CachedStatement<'t>,
+}
+
+impl<'t> Links<'t> {
+    fn prepare(connection: &'t Connection) -> rusqlite::Result<Links<'t>> {
+        Ok(Links {
+            linked: connection.prepare_cached(
+                "SELECT user_id, first_seen, status FROM aliases WHERE device_id = ?1",
+            )?,
+            insert: connection.prepare_cached(
+                "INSERT INTO aliases (device_id, user_id, first_seen, uuid) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            relink: connection.prepare_cached(
+                "UPDATE aliases SET user_id = ?2, first_seen = ?3, uuid = ?4 WHERE device_id = ?1 AND status = 0",
+            )?,
+            conflict: connection.prepare_cached(
+                "INSERT INTO conflicts (device_id, user_id, first_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (device_id, user_id) DO UPDATE SET first_seen = excluded.first_seen
+                 WHERE excluded.first_seen < first_seen",
+            )?,
+            conflict_exists: connection
+                .prepare_cached("SELECT 1 FROM conflicts WHERE device_id = ?1 AND user_id = ?2")?,
+            unconflict: connection
+                .prepare_cached("DELETE FROM conflicts WHERE device_id = ?1 AND user_id = ?2")?,
+        })
+    }
+
+    /// Adds one pair; how many aliases it changed (0 or 1).
+    fn add(
+        &mut self,
+        pair: &crate::records::IdentityPair,
+        result: &mut IntakeResult,
+    ) -> rusqlite::Result<u64> {
+        let existing: Option<(String, String, i64)> = self
+            .linked
+            .query_row(params![pair.device_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let uuid = || alias_uuid(&pair.user_id, &pair.device_id);
+        let earlier = |user: &str, first_seen: &str| {
+            (pair.timestamp.as_str(), pair.user_id.as_str()) < (first_seen, user)
+        };
+        match existing {
+            None => {
+                self.insert.execute(params![
+                    pair.device_id,
+                    pair.user_id,
+                    pair.timestamp,
+                    uuid()
+                ])?;
+                result.new_aliases += 1;
+                Ok(1)
+            }
+            // The pair's time is its earliest; an alias already sent keeps the time it was
+            // sent with (PostHog merges persons, the time only orders the event).
+            Some((user_id, first_seen, status)) if user_id == pair.user_id => {
+                Ok(if status == PENDING && earlier(&user_id, &first_seen) {
+                    self.relink.execute(params![
+                        pair.device_id,
+                        pair.user_id,
+                        pair.timestamp,
+                        uuid()
+                    ])? as u64
+                } else {
+                    0
+                })
+            }
+            // An earlier user: the device's alias moves to it, the former user is a conflict.
+            Some((user_id, first_seen, PENDING)) if earlier(&user_id, &first_seen) => {
+                self.relink.execute(params![
+                    pair.device_id,
+                    pair.user_id,
+                    pair.timestamp,
+                    uuid()
+                ])?;
+                self.unconflict
+                    .execute(params![pair.device_id, pair.user_id])?;
+                self.add_conflict(&pair.device_id, &user_id, &first_seen, result)?;
+                Ok(1)
+            }
+            Some(_) => {
+                self.add_conflict(&pair.device_id, &pair.user_id, &pair.timestamp, result)?;
+                Ok(0)
+            }
+        }
+    }
+
+    fn add_conflict(
+        &mut self,
+        device_id: &str,
+        user_id: &str,
+        timestamp: &str,
+        result: &mut IntakeResult,
+    ) -> rusqlite::Result<()> {
+        let known = self.conflict_exists.exists(params![device_id, user_id])?;
+        self.conflict.execute(params![device_id, user_id, timestamp])?;
+        if !known {
+            result.new_conflicts += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Folds a batch's person snapshots per distinct id in memory, then keeps each key's winning
+/// value by the same rule in SQL ([`Operation::replaces`]); how many values changed.
+fn ingest_persons(connection: &Connection, batch: &RecordBatch) -> rusqlite::Result<u64> {
+    if batch.persons.is_empty() {
+        return Ok(0);
+    }
+    let mut folds: std::collections::HashMap<&str, PersonFold> = Default::default();
+    for snapshot in &batch.persons {
+        folds.entry(snapshot.distinct_id.as_str()).or_default().add_snapshot(
+            &snapshot.set,
+            &snapshot.set_once,
+            &snapshot.timestamp,
+        );
+    }
+    let mut newest = connection.prepare_cached(
+        "INSERT INTO persons (distinct_id, newest) VALUES (?1, ?2)
+         ON CONFLICT (distinct_id) DO UPDATE SET newest = excluded.newest WHERE excluded.newest > newest",
+    )?;
+    let mut value = connection.prepare_cached(
+        "INSERT INTO person_properties (distinct_id, operation, key, value, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (distinct_id, operation, key) DO UPDATE SET value = excluded.value, seen_at = excluded.seen_at
+         WHERE (operation = 0 AND (excluded.seen_at, excluded.value) > (seen_at, value))
+            OR (operation = 1 AND (excluded.seen_at, excluded.value) < (seen_at, value))",
+    )?;
+    let mut changed = 0;
+    for (distinct_id, fold) in folds {
+        newest.execute(params![distinct_id, fold.newest()])?;
+        for (operation, key, at, text) in fold.entries() {
+            changed += value.execute(params![distinct_id, operation.code(), key, text, at])? as u64;
+        }
+    }
+    Ok(changed)
 }
 
 fn add_counter(connection: &Connection, name: &str, amount: u64) -> rusqlite::Result<()> {

@@ -46,6 +46,11 @@ pub struct MigrateArgs {
     /// Mapping threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// The project already receives live events (PostHog's SDK installed before this
+    /// backfill): migrated events carry no person properties, and each person's final update
+    /// only fills in what live data lacks (README: "A project with live data").
+    #[arg(long)]
+    pub live_project: bool,
     /// Map and count everything, send nothing, write nothing (but --report).
     #[arg(long)]
     pub dry_run: bool,
@@ -111,6 +116,7 @@ pub fn run_command(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     options.state_dir = args.state.clone();
     options.mapping = args.mapping;
     options.rate = args.rate;
+    options.live_project = args.live_project;
     options.concurrency = usize::from(args.concurrency);
     options.batch_events = args.batch_size as usize;
     options.batch_bytes = args.batch_bytes as usize;

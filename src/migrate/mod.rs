@@ -56,9 +56,21 @@ pub struct MigrateOptions {
     /// `--engine vector`: how long Vector may sit with nothing moving and a file short of its
     /// end before the run stops with that file as a problem.
     pub vector_stall: Duration,
+    /// `--live-project`: the project already receives live events, so migrated events carry
+    /// no person properties and the final person updates only fill in (MAPPING.md §8).
+    pub live_project: bool,
 }
 
 impl MigrateOptions {
+    /// How the final person updates are written.
+    pub fn project_mode(&self) -> posthog_identity_sidecar::persons::ProjectMode {
+        if self.live_project {
+            posthog_identity_sidecar::persons::ProjectMode::Live
+        } else {
+            posthog_identity_sidecar::persons::ProjectMode::Empty
+        }
+    }
+
     /// The defaults of the command line, for `inputs`, `host` and `api_key`.
     pub fn new(inputs: Vec<PathBuf>, host: &str, api_key: &str) -> MigrateOptions {
         MigrateOptions {
@@ -76,6 +88,7 @@ impl MigrateOptions {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             vector_stall: Duration::from_secs(60),
+            live_project: false,
         }
     }
 }
@@ -91,7 +104,8 @@ pub(crate) fn identity_sender_config(
         database: database.to_path_buf(),
         batch_url: format!("{}/batch/", options.host.trim_end_matches('/')),
         api_key: options.api_key.clone(),
-        batch_size: 1000,
+        // Events per request at most, as for the events (`--batch-size`).
+        batch_size: options.batch_events.max(1),
         initial_backoff: options.initial_backoff,
         max_backoff: options.max_backoff,
         idle_wait: Duration::from_millis(500),

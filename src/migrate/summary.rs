@@ -34,14 +34,13 @@ impl MigrationSummary {
     }
 
     /// Whether everything is delivered or accounted for: every file done, no problem, no
-    /// alias or group left to send.
+    /// alias, group or person update left to send (nor a release still owed).
     pub fn complete(&self) -> bool {
         self.totals.adds_up()
             && self.totals.held == 0
             && self.problems.is_empty()
             && self.files_done == self.files
-            && self.identities.pending == 0
-            && self.identities.groups_pending == 0
+            && self.identities.waiting() == 0
     }
 
     /// The process exit code for a run that ended this way.
@@ -93,6 +92,20 @@ impl fmt::Display for MigrationSummary {
             identities.groups_failed,
             identities.groups_pending
         )?;
+        if identities.persons > 0 {
+            writeln!(
+                f,
+                "person updates (each person's values by event time) sent {}, refused {}, pending {}{}",
+                identities.persons_sent,
+                identities.persons_failed,
+                identities.persons_pending,
+                if identities.released {
+                    ""
+                } else {
+                    "; not worked out yet (every event must be delivered first)"
+                }
+            )?;
+        }
         write!(f, "files {} of {} done", self.files_done, self.files)?;
         for (file, problem) in &self.problems {
             if file.is_empty() || problem.contains(file.as_str()) {

@@ -149,7 +149,7 @@ fn balance(report: &Report) -> String {
     );
     let _ = writeln!(
         section,
-        "<p class=\"meta\">Input files: {} of {} done{}. Aliases pending: {}; group updates pending: {}.</p>",
+        "<p class=\"meta\">Input files: {} of {} done{}. Aliases pending: {}; group updates pending: {}; person updates sent: {}, pending: {}.</p>",
         report.files.done,
         report.files.total,
         if report.files.problems.is_empty() {
@@ -158,7 +158,9 @@ fn balance(report: &Report) -> String {
             format!("; {} with a problem", report.files.problems.len())
         },
         report.aliases_pending,
-        report.groups_pending
+        report.groups_pending,
+        report.person_updates_sent,
+        report.person_updates_pending
     );
     section
 }

@@ -57,6 +57,14 @@ pub struct Report {
     /// Aliases PostHog refused for good (in the dead letters with its answer).
     #[serde(default)]
     pub aliases_refused: u64,
+    /// Final person updates (each person's values by event time) PostHog accepted, refused
+    /// for good, and still to send (or to work out: the store is not released yet).
+    #[serde(default)]
+    pub person_updates_sent: u64,
+    #[serde(default)]
+    pub person_updates_refused: u64,
+    #[serde(default)]
+    pub person_updates_pending: u64,
     /// Group updates (each group's latest snapshot) PostHog accepted, and refused for good.
     #[serde(default)]
     pub groups_sent: u64,
@@ -175,6 +183,9 @@ impl Report {
         self.groups_pending = outbox.groups_pending;
         self.groups_sent = outbox.groups_sent;
         self.groups_refused = outbox.groups_failed;
+        self.person_updates_sent = outbox.persons_sent;
+        self.person_updates_refused = outbox.persons_failed;
+        self.person_updates_pending = outbox.waiting() - outbox.pending - outbox.groups_pending;
     }
 
     /// Whether this report stands for a dry run (nothing sent).
@@ -222,6 +233,9 @@ impl Report {
             totals,
             aliases_pending: 0,
             groups_pending: 0,
+            person_updates_sent: 0,
+            person_updates_refused: 0,
+            person_updates_pending: 0,
             aliases_refused: 0,
             groups_sent: 0,
             groups_refused: 0,
@@ -310,6 +324,12 @@ impl Report {
             self.groups_refused,
             self.groups_pending,
         );
+        if self.person_updates_sent + self.person_updates_refused + self.person_updates_pending > 0 {
+            text.push_str(&format!(
+                "person updates sent {} (refused {}, pending {})\n",
+                self.person_updates_sent, self.person_updates_refused, self.person_updates_pending
+            ));
+        }
         if totals.held > 0 {
             text.push_str(&format!(
                 "events held for the late pass (uploaded late, sent after the rest): {}\n",

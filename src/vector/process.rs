@@ -22,7 +22,11 @@ pub fn find_vector() -> Option<PathBuf> {
 }
 
 /// Starts Vector on the workspace's config; it dies with this process.
-pub(super) fn start(vector: &Path, workspace: &Workspace) -> Result<Child, VectorError> {
+pub(super) fn start(
+    vector: &Path,
+    workspace: &Workspace,
+    live_project: bool,
+) -> Result<Child, VectorError> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -40,6 +44,12 @@ pub(super) fn start(vector: &Path, workspace: &Workspace) -> Result<Child, Vecto
         .arg("--config")
         .arg(workspace.config())
         .current_dir(&workspace.dir)
+        // vector.toml's `posthog_day` reads it (MAPPING.md §8, live mode); set either way, so
+        // the caller's environment never decides.
+        .env(
+            "AMPLITUDE_POSTHOG_LIVE_PROJECT",
+            if live_project { "true" } else { "false" },
+        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);

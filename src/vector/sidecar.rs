@@ -49,6 +49,7 @@ impl Sidecar {
             signals: signals.clone(),
             token: None,
             max_body_bytes: 64 * 1024 * 1024,
+            mode: options.project_mode(),
         };
         let config = crate::migrate::identity_sender_config(
             &database,
@@ -89,13 +90,35 @@ impl Sidecar {
         })
     }
 
-    /// Whether nothing is left to send (no alias, no group update).
+    /// Whether nothing is left to send before a release (no group update; once released, no
+    /// alias and no person update either).
     pub fn idle(&self) -> bool {
         self.store
             .lock()
             .expect("store")
             .counts()
-            .is_ok_and(|counts| counts.pending == 0 && counts.groups_pending == 0)
+            .is_ok_and(|counts| {
+                counts.groups_pending == 0
+                    && (!counts.released || (counts.pending == 0 && counts.persons_pending == 0))
+            })
+    }
+
+    /// Whether every record received is released.
+    pub fn released(&self) -> Result<bool, MigrateError> {
+        let store = self.store.lock().expect("store");
+        store.is_released().map_err(MigrateError::Identities)
+    }
+
+    /// Every record is in (Vector has delivered everything): the aliases and the person
+    /// updates may go.
+    pub fn release(
+        &self,
+        mode: posthog_identity_sidecar::persons::ProjectMode,
+    ) -> Result<(), MigrateError> {
+        let mut store = self.store.lock().expect("store");
+        store.release(mode).map_err(MigrateError::Identities)?;
+        self.signals.new_records.notify_one();
+        Ok(())
     }
 
     /// Stops the intake and the sender, leaving them a moment to finish.

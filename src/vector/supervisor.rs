@@ -98,7 +98,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, VectorE
         });
     }
 
-    let mut child = process::start(vector, &workspace)?;
+    let mut child = process::start(vector, &workspace, options.live_project)?;
     let watching = Watching {
         runtime: &runtime,
         workspace: &workspace,
@@ -107,6 +107,7 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, VectorE
         interrupted: &interrupted,
         metrics_url: format!("http://{metrics_address}/metrics"),
         stall_limit: options.vector_stall,
+        mode: options.project_mode(),
     };
     let ending = match watching.watch(vector, &mut child) {
         Ok(ending) => ending,
@@ -139,6 +140,8 @@ struct Watching<'a> {
     metrics_url: String,
     /// How long nothing may move with a file short of its end (see [`super::end`]).
     stall_limit: Duration,
+    /// How the final person updates are written.
+    mode: posthog_identity_sidecar::persons::ProjectMode,
 }
 
 impl Watching<'_> {
@@ -196,6 +199,11 @@ impl Watching<'_> {
             };
             match end.look(self.files, look) {
                 Verdict::Running => {}
+                // Everything is delivered: the aliases and person updates go, then the run ends
+                // (the next looks wait for them; a record delivered meanwhile is released too).
+                Verdict::Finished if !self.sidecar.released()? => {
+                    self.sidecar.release(self.mode)?;
+                }
                 Verdict::Finished => return Ok(Ending::Stopped(Stop::Finished)),
                 Verdict::Stuck(files) => {
                     let log = self.workspace.log();

@@ -8,7 +8,7 @@ use amplitude_posthog::MappingOutcome;
 use amplitude_posthog::generator::{Generator, GeneratorConfig};
 use amplitude_posthog::vrl_engine::VrlProgram;
 use amplitude_posthog_transform::usable_id;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn string_value(value: &Value) -> Option<String> {
     match value {
@@ -22,7 +22,7 @@ fn string_value(value: &Value) -> Option<String> {
 fn identity_records_follow_the_rule_on_generated_rows() {
     let program = VrlProgram::mapping().unwrap_or_else(|error| panic!("{error}"));
     let mut mapper = program.mapper();
-    let (mut pairs, mut group_records) = (0, 0);
+    let (mut pairs, mut group_records, mut persons) = (0, 0, 0);
     for row in Generator::new(GeneratorConfig {
         rows: 10_000,
         seed: 31,
@@ -93,13 +93,35 @@ fn identity_records_follow_the_rule_on_generated_rows() {
                 }
             }
         }
+        // A mapped row's person record carries exactly its event's `$set` and `$set_once`
+        // (a `$groupidentify` event carries none), for the event's distinct id and time.
+        let person = records.iter().find(|record| record["kind"] == "person");
+        let carried = match &mapped.outcome {
+            MappingOutcome::Events(events) => {
+                let event: Value = serde_json::from_str(&events[0]).expect("json");
+                let part = |name: &str| event["properties"].get(name).cloned();
+                (part("$set").is_some() || part("$set_once").is_some()).then(|| {
+                    json!({
+                        "kind": "person",
+                        "distinct_id": event["distinct_id"],
+                        "set": part("$set").unwrap_or(json!({})),
+                        "set_once": part("$set_once").unwrap_or(json!({})),
+                        "timestamp": event["timestamp"],
+                    })
+                })
+            }
+            _ => None,
+        };
+        assert_eq!(person, carried.as_ref(), "{}", shown());
+        if person.is_some() {
+            persons += 1;
+        }
         // Records come after the events and are nothing else.
-        assert!(
-            records
-                .iter()
-                .all(|record| record["kind"] == "identity" || record["kind"] == "groups")
-        );
+        assert!(records.iter().all(|record| {
+            record["kind"] == "identity" || record["kind"] == "groups" || record["kind"] == "person"
+        }));
     }
+    assert!(persons > 3_000, "{persons} person records");
     assert!(pairs > 3_000, "{pairs} pairs");
     assert!(group_records > 1_000, "{group_records} group records");
 }

@@ -27,6 +27,8 @@ mod mapping_limits;
 mod migrate;
 /// `migrate` sends as PostHog asks: export order, one day per request, late rows last, the rate.
 mod migrate_order;
+/// Persons by event time, live projects and devices' earliest users, replayed through PostHog's rules.
+mod migrate_persons;
 /// `migrate` under a hostile user: huge lines, two runs, wrong hosts, lost states, odd names.
 mod migrate_safety;
 /// `amplitude-posthog prepare`: export files checked, missing final newlines added.

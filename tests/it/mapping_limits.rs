@@ -144,7 +144,11 @@ fn an_already_parsed_row_maps_like_its_raw_line() {
     let from_object = program.mapper().map_value(parsed);
     assert_eq!(from_object, from_line);
     assert!(matches!(from_object.outcome, MappingOutcome::Events(_)));
-    assert_eq!(from_object.identities.len(), 1, "the user → device pair");
+    assert_eq!(
+        from_object.identities.len(),
+        2,
+        "the user → device pair and the person record"
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ const MISBEHAVING: &str = r#"
     (global.set $next (i32.add (global.get $next) (local.get $len)))
     (local.get $at))
   (func (export "dealloc") (param i32 i32))
-  (func (export "abi_version") (result i32) (i32.const 2))
+  (func (export "abi_version") (result i32) (i32.const 3))
   (export "transform_full" (func $transform))
   (func $transform (export "transform") (param $ptr i32) (param $len i32) (result i64)
     (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 76))
@@ -130,7 +130,7 @@ fn a_module_with_imports_is_refused() {
 /// Why the misbehaving module, with `version` for its ABI version, is refused.
 fn refused_at_version(version: &str, source: &str) -> WasmLoadError {
     let source = source.replace(
-        "(func (export \"abi_version\") (result i32) (i32.const 2))",
+        "(func (export \"abi_version\") (result i32) (i32.const 3))",
         &format!("(func (export \"abi_version\") (result i32) (i32.const {version}))"),
     );
     let bytes = wat::parse_str(&source).expect("WAT");
@@ -141,13 +141,13 @@ fn refused_at_version(version: &str, source: &str) -> WasmLoadError {
 
 #[test]
 fn a_module_of_another_abi_version_is_refused() {
-    let error = refused_at_version("3", MISBEHAVING);
+    let error = refused_at_version("2", MISBEHAVING);
     assert!(
         matches!(
             error,
             WasmLoadError::AbiVersion {
-                found: 3,
-                expected: 2
+                found: 2,
+                expected: 3
             }
         ),
         "{error}"
@@ -163,7 +163,7 @@ fn a_module_of_abi_version_1_without_transform_full_is_refused_for_its_version()
             error,
             WasmLoadError::AbiVersion {
                 found: 1,
-                expected: 2
+                expected: 3
             }
         ),
         "{error}"

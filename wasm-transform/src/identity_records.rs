@@ -6,9 +6,13 @@
 //! - `{"kind":"groups","groups":{type: key},"group_properties":{type: {key: {…}}},"timestamp":…}`
 //!   when the row has groups (§9): each group's latest property set, for `$groupidentify`.
 //!   Only the row's own groups whose set is an object appear under `group_properties`, each
-//!   entry under Vector's nesting budget (§2, as in `$group_set`).
+//!   entry under Vector's nesting budget (§2, as in `$group_set`);
+//! - `{"kind":"person","distinct_id":…,"set":{…},"set_once":{…},"timestamp":…}` when the row
+//!   is mapped to an event that carries `$set` or `$set_once` (§8): the person's snapshot at
+//!   that time, so the sidecar can end every person with its newest values by event time.
 //!
-//! Both need the row's time (§4). Mapped and skipped rows give records; a refused row gives
+//! All need the row's time (§4). Mapped and skipped rows give records (a person record only a
+//! mapped row); a refused row gives
 //! none (it goes to the dead letters whole, and a replay after the fix brings both).
 
 use std::collections::BTreeMap;
@@ -40,6 +44,15 @@ pub enum IdentityRecord {
         groups: BTreeMap<String, String>,
         #[serde(default)]
         group_properties: Map<String, Value>,
+        timestamp: String,
+    },
+    /// A mapped row's person snapshot: the `$set` and `$set_once` its event carries (§8, after
+    /// the nesting rule of §2), for the person its event belongs to (`distinct_id`, §3).
+    #[serde(rename = "person")]
+    Person {
+        distinct_id: String,
+        set: Map<String, Value>,
+        set_once: Map<String, Value>,
         timestamp: String,
     },
 }
@@ -82,9 +95,44 @@ impl IdentityRecord {
                 );
                 record.insert("timestamp".into(), Value::from(timestamp.as_str()));
             }
+            IdentityRecord::Person {
+                distinct_id,
+                set,
+                set_once,
+                timestamp,
+            } => {
+                record.insert("kind".into(), Value::from("person"));
+                record.insert("distinct_id".into(), Value::from(distinct_id.as_str()));
+                record.insert("set".into(), Value::Object(set.clone()));
+                record.insert("set_once".into(), Value::Object(set_once.clone()));
+                record.insert("timestamp".into(), Value::from(timestamp.as_str()));
+            }
         }
         serde_json::to_string(&Value::Object(record)).unwrap_or_default()
     }
+}
+
+/// The person record of a mapped row's event (`$groupidentify` events carry no person
+/// properties): `None` when the event has neither `$set` nor `$set_once`.
+pub fn person_record(event: &crate::event::PostHogEvent) -> Option<IdentityRecord> {
+    let part = |name: &str| {
+        event
+            .properties
+            .get(name)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (set, set_once) = (part("$set"), part("$set_once"));
+    if set.is_empty() && set_once.is_empty() {
+        return None;
+    }
+    Some(IdentityRecord::Person {
+        distinct_id: event.distinct_id.clone(),
+        set,
+        set_once,
+        timestamp: event.timestamp.clone(),
+    })
 }
 
 /// The identity records of a row the mapping does not refuse, given its time (§4).

@@ -14,7 +14,8 @@
 //! [`IdentityRecord`]s and its day), and the few rules other components must apply exactly as
 //! the mapping does — [`usable_id`] (the identity sidecar keeps only ids the mapping would
 //! keep), [`uuid_v5`] (the contract's deterministic ids), [`event_timestamp`] and [`utc_day`]
-//! (a row's time and its day), and [`REFUSED_IDS`].
+//! (a row's time and its day), [`without_person_properties`] (the live mode of §8, a step
+//! after the mapping), and [`REFUSED_IDS`].
 
 mod autocapture;
 mod contract;
@@ -23,6 +24,7 @@ mod event_name;
 mod groups;
 mod identity;
 mod identity_records;
+mod live;
 mod mapping;
 mod nesting;
 pub mod outcome;
@@ -41,6 +43,7 @@ pub use contract::REFUSED_IDS;
 pub use event::PostHogEvent;
 pub use identity::usable_id;
 pub use identity_records::IdentityRecord;
+pub use live::without_person_properties;
 pub use mapping::{MappedRow, map_line, map_line_with_identities, map_row};
 pub use outcome::{MappingOutcome, RejectReason, SkipReason};
 pub use row::AmplitudeRow;
@@ -48,5 +51,6 @@ pub use time::{event_timestamp, utc_day};
 pub use uuid::uuid_v5;
 
 /// Version of the WebAssembly ABI (`abi_version()` export); bumped on any change to the
-/// exports or their results. 2 added `transform_full` (README.md, "ABI").
-pub const ABI_VERSION: u32 = 2;
+/// exports or their results. 2 added `transform_full` (README.md, "ABI"); 3 added the person
+/// record to its identity records.
+pub const ABI_VERSION: u32 = 3;

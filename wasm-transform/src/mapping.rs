@@ -8,7 +8,7 @@ use crate::event::{PostHogEvent, is_too_large};
 use crate::event_name::posthog_event_name;
 use crate::groups::{group_set, groups_value, posthog_groups};
 use crate::identity::distinct_id;
-use crate::identity_records::{IdentityRecord, identity_records};
+use crate::identity_records::{IdentityRecord, identity_records, person_record};
 use crate::nesting::limit_nesting;
 use crate::outcome::{MappingOutcome, RejectReason, SkipReason};
 use crate::person::PersonProperties;
@@ -86,10 +86,11 @@ pub fn map_line_with_identities(line: &[u8]) -> MappedRow {
         .as_deref()
         .map(|time| identity_records(&row, time))
         .unwrap_or_default();
-    let outcome = map_row_at(row, timestamp);
+    let (outcome, person) = map_row_at(row, timestamp);
     if matches!(outcome, MappingOutcome::Rejected(_)) {
         identities.clear();
     }
+    identities.extend(person);
     MappedRow {
         outcome,
         identities,
@@ -107,34 +108,70 @@ fn parse_error_reason(error: RowError) -> RejectReason {
 /// Maps one parsed row.
 pub fn map_row(row: AmplitudeRow) -> MappingOutcome {
     let timestamp = event_timestamp(&row);
-    map_row_at(row, timestamp)
+    map_row_at(row, timestamp).0
 }
 
 /// Maps one parsed row whose time (§4) was read already: `timestamp` is
-/// `event_timestamp(&row)`.
-fn map_row_at(mut row: AmplitudeRow, timestamp: Option<String>) -> MappingOutcome {
+/// `event_timestamp(&row)`. With the outcome comes the person record (§3.1) of a mapped row
+/// whose event carries person properties.
+fn map_row_at(
+    row: AmplitudeRow,
+    timestamp: Option<String>,
+) -> (MappingOutcome, Option<IdentityRecord>) {
+    match mapped_events(row, timestamp) {
+        Ok(events) => {
+            let mut serialised = Vec::with_capacity(events.len());
+            let mut person = None;
+            for mut event in events {
+                // §2: Vector drops events nested beyond its budget; deeper levels become JSON
+                // text.
+                limit_nesting(&mut event.properties);
+                let json = event.to_json();
+                if is_too_large(&json) {
+                    return (
+                        MappingOutcome::Rejected(RejectReason::EventTooLarge),
+                        None,
+                    );
+                }
+                person = person.or_else(|| person_record(&event));
+                serialised.push(json);
+            }
+            (MappingOutcome::Events(serialised), person)
+        }
+        Err(outcome) => (outcome, None),
+    }
+}
+
+/// The events of a row before the nesting rule and the size check, or the row's outcome
+/// when it gives none.
+fn mapped_events(
+    mut row: AmplitudeRow,
+    timestamp: Option<String>,
+) -> Result<Vec<PostHogEvent>, MappingOutcome> {
     let Some(event_type) = row
         .str(Field::EventType)
         .filter(|name| !name.is_empty())
         .map(str::to_owned)
     else {
-        return MappingOutcome::Rejected(RejectReason::MissingEventType);
+        return Err(MappingOutcome::Rejected(RejectReason::MissingEventType));
     };
     if SESSION_MARKERS.contains(&event_type.as_str()) {
-        return MappingOutcome::Skipped(SkipReason::SessionMarker);
+        return Err(MappingOutcome::Skipped(SkipReason::SessionMarker));
     }
     let Some(distinct_id) = distinct_id(&row) else {
-        return MappingOutcome::Rejected(RejectReason::NoIdentity);
+        return Err(MappingOutcome::Rejected(RejectReason::NoIdentity));
     };
     let Some(timestamp) = timestamp else {
-        return MappingOutcome::Rejected(RejectReason::BadTimestamp);
+        return Err(MappingOutcome::Rejected(RejectReason::BadTimestamp));
     };
     let uuid = row_uuid(&row, &event_type);
     let groups = posthog_groups(&row);
 
     let events = if event_type == "$groupidentify" {
         if groups.is_empty() {
-            return MappingOutcome::Skipped(SkipReason::GroupidentifyWithoutGroups);
+            return Err(MappingOutcome::Skipped(
+                SkipReason::GroupidentifyWithoutGroups,
+            ));
         }
         groups
             .iter()
@@ -188,17 +225,7 @@ fn map_row_at(mut row: AmplitudeRow, timestamp: Option<String>) -> MappingOutcom
         }]
     };
 
-    let mut serialised = Vec::with_capacity(events.len());
-    for mut event in events {
-        // §2: Vector drops events nested beyond its budget; deeper levels become JSON text.
-        limit_nesting(&mut event.properties);
-        let json = event.to_json();
-        if is_too_large(&json) {
-            return MappingOutcome::Rejected(RejectReason::EventTooLarge);
-        }
-        serialised.push(json);
-    }
-    MappingOutcome::Events(serialised)
+    Ok(events)
 }
 
 /// §5–§7, §9: the properties of an ordinary event, built from its custom properties.

@@ -1,6 +1,8 @@
 //! The identity sidecar's sender, run in this process on the migration's own database from
-//! the start, and drained at the end: `migrate` reports success only once every alias and group
-//! update is sent (or stopped for a reason of its own).
+//! the start (group updates go as they come), and drained at the end: once every event is
+//! delivered the store is released — each device's alias to its earliest user, then one update
+//! per person — and `migrate` reports success only once all of it is sent (or stopped for a
+//! reason of its own).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,21 +41,26 @@ pub(super) fn start_sender(
     Ok((signals, shutdown_tx))
 }
 
-/// Waits until the outbox is empty (unless the run already stopped), then shuts the sender
-/// down; how the run ended, the sender's own stop included.
+/// Releases the store once every event is delivered (the run finished), waits until the
+/// outbox is empty (unless the run already stopped), then shuts the sender down; how the run
+/// ended, the sender's own stop included.
 pub(super) fn drain(
     (signals, shutdown): Sidecar,
-    state_dir: &Path,
+    options: &MigrateOptions,
     switch: &StopSwitch,
 ) -> Result<Stop, MigrateError> {
     let mut stop = switch.reason();
     if stop == Stop::Finished {
         let identities = MigrateError::Identities;
-        let store =
-            Store::open(&state_dir.join(super::super::state::DATABASE)).map_err(identities)?;
+        let mut store = Store::open(&options.state_dir.join(super::super::state::DATABASE))
+            .map_err(identities)?;
+        store
+            .release(options.project_mode())
+            .map_err(identities)?;
+        signals.new_records.notify_one();
         loop {
             let counts = store.counts().map_err(identities)?;
-            if counts.pending == 0 && counts.groups_pending == 0 {
+            if counts.waiting() == 0 {
                 break;
             }
             if let Some(stopped) = sender_stop(&signals) {

@@ -5,6 +5,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::{CHUNKS_QUEUED, Chunk, MappedChunk, named};
 use crate::engine::Engine;
+use amplitude_posthog_transform::{MappingOutcome, without_person_properties};
 
 /// The mapper threads: where chunks go in, where mapped chunks come out (one channel each,
 /// so the assembler can take them back in reading order), and the threads.
@@ -14,8 +15,9 @@ pub(super) struct Mappers {
     pub(super) threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Starts `count` mapper threads.
-pub(super) fn spawn(engine: &Engine, count: usize) -> Mappers {
+/// Starts `count` mapper threads; with `live` (`--live-project`), events leave without their
+/// person properties (MAPPING.md §8, live mode: the person records keep them).
+pub(super) fn spawn(engine: &Engine, count: usize, live: bool) -> Mappers {
     let mut mappers = Mappers {
         to: Vec::with_capacity(count),
         from: Vec::with_capacity(count),
@@ -30,7 +32,15 @@ pub(super) fn spawn(engine: &Engine, count: usize) -> Mappers {
                 let mapped = chunk
                     .lines
                     .iter()
-                    .map(|(number, line)| mapper.map_read_with_identities(line, chunk.cut(*number)))
+                    .map(|(number, line)| {
+                        let mut mapped = mapper.map_read_with_identities(line, chunk.cut(*number));
+                        if live && let MappingOutcome::Events(events) = &mut mapped.outcome {
+                            for event in events.iter_mut() {
+                                *event = without_person_properties(std::mem::take(event));
+                            }
+                        }
+                        mapped
+                    })
                     .collect();
                 if mapped_tx.send(MappedChunk { chunk, mapped }).is_err() {
                     break;

@@ -307,7 +307,7 @@ pub fn run(options: &MigrateOptions) -> Result<RunReport, MigrateError> {
 
     // The aliases and group snapshots: drained unless the run stopped.
     let stop = match sidecar {
-        Some(sidecar) => identities::drain(sidecar, &options.state_dir, &switch)?,
+        Some(sidecar) => identities::drain(sidecar, options, &switch)?,
         None => switch.reason(),
     };
     // Every sender is done before the state is read for the summary.
@@ -389,7 +389,7 @@ fn main_pass(
         None => days::Front::resume(None, today),
     };
     let (deliveries, batch_tx, commit_tx) = Deliveries::start(pass, state);
-    let map::Mappers { to, from, threads } = map::spawn(engine, options.threads.max(1));
+    let map::Mappers { to, from, threads } = map::spawn(engine, options.threads.max(1), options.live_project);
     let reader = {
         let (commit_tx, switch, counters) =
             (commit_tx.clone(), switch.clone(), pass.counters.clone());

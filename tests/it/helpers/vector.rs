@@ -348,6 +348,7 @@ pub fn checkpoint_position(workspace: &Workspace) -> Option<u64> {
 /// events) rather than by the mapping (whose `$groupidentify` names the Amplitude event).
 pub fn is_from_sidecar(event: &Value) -> bool {
     event["event"] == "$create_alias"
+        || event["properties"]["$amplitude_person_update"] == true
         || (event["event"] == "$groupidentify"
             && event["properties"].get("$amplitude_event_type").is_none())
 }

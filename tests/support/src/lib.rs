@@ -8,5 +8,6 @@ pub mod amplitude_export;
 pub mod fast_capture;
 pub mod loopback;
 pub mod posthog_capture;
+pub mod posthog_persons;
 pub mod posthog_query;
 pub mod process;

@@ -149,12 +149,20 @@ impl Sidecar {
         serde_json::from_str(&body).expect("/status is JSON")
     }
 
-    /// Waits until nothing is pending (what `flush` does) and returns the last status.
+    /// Releases the sidecar (`POST /flush`: every record is in) and waits until nothing is
+    /// pending (what `flush` does); returns the last status.
     pub fn wait_until_drained(&self, limit: Duration) -> Value {
         let started = Instant::now();
         loop {
             let status = self.status();
-            if status["pending"] == 0 && status["groups_pending"] == 0 {
+            if status["released"] != true {
+                reqwest::blocking::Client::new()
+                    .post(format!("{}/flush", self.url))
+                    .send()
+                    .expect("the sidecar answers /flush");
+                continue;
+            }
+            if status["pending"] == 0 && status["groups_pending"] == 0 && status["persons_pending"] == 0 {
                 return status;
             }
             assert!(started.elapsed() < limit, "still pending: {status}");
