@@ -102,7 +102,10 @@ async fn flush(
     let mode = state.mode;
     let result = with_store(&state, move |store| store.release(mode)).await?;
     state.signals.new_records.notify_one();
-    Ok(axum::Json(json!({"persons": result.persons, "new_person_updates": result.new_updates})).into_response())
+    Ok(
+        axum::Json(json!({"persons": result.persons, "new_person_updates": result.new_updates}))
+            .into_response(),
+    )
 }
 
 async fn records(

@@ -232,7 +232,8 @@ mod tests {
                 json!({}),
             ),
         ];
-        let expected = json!({"plan": "pro", "os": "iOS", "email": "a@x", "$initial_utm_source": "google"});
+        let expected =
+            json!({"plan": "pro", "os": "iOS", "email": "a@x", "$initial_utm_source": "google"});
         let mut orders = vec![rows.to_vec()];
         orders.push(rows.iter().rev().cloned().collect());
         orders.push(vec![rows[1].clone(), rows[0].clone(), rows[2].clone()]);
@@ -255,10 +256,19 @@ mod tests {
     #[test]
     fn ties_are_decided_by_the_value_not_the_arrival() {
         let at = "2024-01-01T00:00:00.000Z";
-        let one = fold(&[(at, json!({"k": "a"}), json!({"o": "a"})), (at, json!({"k": "b"}), json!({"o": "b"}))]);
-        let other = fold(&[(at, json!({"k": "b"}), json!({"o": "b"})), (at, json!({"k": "a"}), json!({"o": "a"}))]);
+        let one = fold(&[
+            (at, json!({"k": "a"}), json!({"o": "a"})),
+            (at, json!({"k": "b"}), json!({"o": "b"})),
+        ]);
+        let other = fold(&[
+            (at, json!({"k": "b"}), json!({"o": "b"})),
+            (at, json!({"k": "a"}), json!({"o": "a"})),
+        ]);
         assert_eq!(one, other);
-        assert_eq!(Value::Object(one.final_properties()), json!({"k": "b", "o": "a"}));
+        assert_eq!(
+            Value::Object(one.final_properties()),
+            json!({"k": "b", "o": "a"})
+        );
     }
 
     #[test]
@@ -282,8 +292,14 @@ mod tests {
     fn the_uuid_follows_the_person_and_its_properties() {
         let properties = object(json!({"$set": {"plan": "pro"}}));
         let other = object(json!({"$set": {"plan": "free"}}));
-        assert_eq!(update_uuid("u1", &properties), update_uuid("u1", &properties));
+        assert_eq!(
+            update_uuid("u1", &properties),
+            update_uuid("u1", &properties)
+        );
         assert_ne!(update_uuid("u1", &properties), update_uuid("u1", &other));
-        assert_ne!(update_uuid("u1", &properties), update_uuid("u2", &properties));
+        assert_ne!(
+            update_uuid("u1", &properties),
+            update_uuid("u2", &properties)
+        );
     }
 }

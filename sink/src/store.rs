@@ -342,7 +342,10 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut result = ReleaseResult::default();
         {
-            transaction.execute("UPDATE person_updates SET status = ?1 WHERE status = 0", params![STALE])?;
+            transaction.execute(
+                "UPDATE person_updates SET status = ?1 WHERE status = 0",
+                params![STALE],
+            )?;
             let mut upsert = transaction.prepare(
                 "INSERT INTO person_updates (person, properties, seen_at, uuid) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (person) DO UPDATE SET properties = excluded.properties, seen_at = excluded.seen_at,
@@ -383,9 +386,12 @@ impl Store {
                 let (_, fold) = current.get_or_insert_with(|| (person, PersonFold::default()));
                 let at: String = row.get(4)?;
                 match Operation::from_code(row.get(1)?) {
-                    Some(operation) => {
-                        fold.add(operation, &row.get::<_, String>(2)?, &at, &row.get::<_, String>(3)?)
-                    }
+                    Some(operation) => fold.add(
+                        operation,
+                        &row.get::<_, String>(2)?,
+                        &at,
+                        &row.get::<_, String>(3)?,
+                    ),
                     None => fold.saw(&at),
                 }
             }
@@ -393,7 +399,10 @@ impl Store {
                 finish(done, fold)?;
             }
             // Pending updates of persons that are no more (a device now aliased to a user).
-            transaction.execute("DELETE FROM person_updates WHERE status = ?1", params![STALE])?;
+            transaction.execute(
+                "DELETE FROM person_updates WHERE status = ?1",
+                params![STALE],
+            )?;
             set_state(&transaction, "released", Some("1"))?;
             set_state(&transaction, "mode", Some(mode.as_str()))?;
         }
@@ -465,9 +474,9 @@ impl Store {
                         hash,
                         ..
                     } => group.execute(params![group_type, group_key, status, error, hash])?,
-                    Outgoing::Person { person: id, uuid, .. } => {
-                        person.execute(params![id, uuid, status, error])?
-                    }
+                    Outgoing::Person {
+                        person: id, uuid, ..
+                    } => person.execute(params![id, uuid, status, error])?,
                 };
             }
         }
@@ -699,7 +708,8 @@ impl<'t> Links<'t> {
         result: &mut IntakeResult,
     ) -> rusqlite::Result<()> {
         let known = self.conflict_exists.exists(params![device_id, user_id])?;
-        self.conflict.execute(params![device_id, user_id, timestamp])?;
+        self.conflict
+            .execute(params![device_id, user_id, timestamp])?;
         if !known {
             result.new_conflicts += 1;
         }
@@ -715,11 +725,10 @@ fn ingest_persons(connection: &Connection, batch: &RecordBatch) -> rusqlite::Res
     }
     let mut folds: std::collections::HashMap<&str, PersonFold> = Default::default();
     for snapshot in &batch.persons {
-        folds.entry(snapshot.distinct_id.as_str()).or_default().add_snapshot(
-            &snapshot.set,
-            &snapshot.set_once,
-            &snapshot.timestamp,
-        );
+        folds
+            .entry(snapshot.distinct_id.as_str())
+            .or_default()
+            .add_snapshot(&snapshot.set, &snapshot.set_once, &snapshot.timestamp);
     }
     let mut newest = connection.prepare_cached(
         "INSERT INTO persons (distinct_id, newest) VALUES (?1, ?2)

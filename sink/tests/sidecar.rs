@@ -156,7 +156,10 @@ fn a_million_repeated_records_become_exactly_one_alias_per_pair() {
             *user != format!("user-{}", index / 3)
         })
         .count();
-    assert!(moved > 10, "some shared devices' earliest user came second: {moved}");
+    assert!(
+        moved > 10,
+        "some shared devices' earliest user came second: {moved}"
+    );
     assert!(
         uuid_counts.values().all(|count| *count == 1),
         "each alias sent once"

@@ -324,7 +324,8 @@ impl Report {
             self.groups_refused,
             self.groups_pending,
         );
-        if self.person_updates_sent + self.person_updates_refused + self.person_updates_pending > 0 {
+        if self.person_updates_sent + self.person_updates_refused + self.person_updates_pending > 0
+        {
             text.push_str(&format!(
                 "person updates sent {} (refused {}, pending {})\n",
                 self.person_updates_sent, self.person_updates_refused, self.person_updates_pending

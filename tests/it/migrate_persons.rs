@@ -91,10 +91,9 @@ fn rows(users: usize, rows_per_user: u64, seed: u64) -> Vec<Row> {
         // device synced late), user k + users/2 from day 30 on (uploaded as it happened).
         if user < users / 4 {
             let device = format!("shared-{user}");
-            for (owner, first_day, uploaded_on) in [
-                (user, 20, Some(50)),
-                (user + users / 2, 30, None),
-            ] {
+            for (owner, first_day, uploaded_on) in
+                [(user, 20, Some(50)), (user + users / 2, 30, None)]
+            {
                 for _ in 0..3 {
                     let day = first_day + dice.next(10);
                     let time = start().and_hms_milli_opt(0, 0, 0, 0).expect("time")
@@ -107,8 +106,7 @@ fn rows(users: usize, rows_per_user: u64, seed: u64) -> Vec<Row> {
                         device: device.clone(),
                         plan: Some(PLANS[((day / period) as usize + owner) % PLANS.len()]),
                         referrer: format!("ref-{owner}-{}", time.format("%m%d%H%M%S%3f")),
-                        uploaded: uploaded_on
-                            .map_or(time.date(), |day| start() + Days::new(day)),
+                        uploaded: uploaded_on.map_or(time.date(), |day| start() + Days::new(day)),
                     });
                 }
             }
@@ -153,9 +151,16 @@ fn export(users: usize, rows_per_user: u64, seed: u64) -> (Setup, Truth) {
             "4242_{}_{}#{}.json.gz",
             row.uploaded,
             row.time.format("%-H"),
-            if row.uploaded == row.time.date() { 0 } else { 90 }
+            if row.uploaded == row.time.date() {
+                0
+            } else {
+                90
+            }
         );
-        files.entry(name).or_default().push(amplitude_line(row, number));
+        files
+            .entry(name)
+            .or_default()
+            .push(amplitude_line(row, number));
     }
     for (name, lines) in files {
         write_gzip(&export.join(name), &lines);
@@ -166,7 +171,10 @@ fn export(users: usize, rows_per_user: u64, seed: u64) -> (Setup, Truth) {
 }
 
 fn write_gzip(path: &Path, lines: &[Vec<u8>]) {
-    let mut gzip = GzEncoder::new(std::fs::File::create(path).expect("create"), Compression::fast());
+    let mut gzip = GzEncoder::new(
+        std::fs::File::create(path).expect("create"),
+        Compression::fast(),
+    );
     for line in lines {
         gzip.write_all(line).expect("write");
         gzip.write_all(b"\n").expect("write");
@@ -188,8 +196,10 @@ fn truth(rows: &[Row]) -> Truth {
             }
         }
     }
-    let devices: BTreeMap<String, String> =
-        devices.into_iter().map(|(device, (_, user))| (device, user)).collect();
+    let devices: BTreeMap<String, String> = devices
+        .into_iter()
+        .map(|(device, (_, user))| (device, user))
+        .collect();
     let mut by_person: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
     for row in rows {
         let person = match &row.user {
@@ -268,7 +278,12 @@ fn misaliased(stored: &[StoredEvent], devices: &BTreeMap<String, String>) -> Vec
         .filter(|(device, user)| {
             aliases.get(device.as_str()) != Some(&BTreeSet::from([user.as_str()]))
         })
-        .map(|(device, user)| format!("{device}: earliest user {user}, aliased to {:?}", aliases.get(device.as_str())))
+        .map(|(device, user)| {
+            format!(
+                "{device}: earliest user {user}, aliased to {:?}",
+                aliases.get(device.as_str())
+            )
+        })
         .collect()
 }
 
@@ -276,7 +291,10 @@ fn misaliased(stored: &[StoredEvent], devices: &BTreeMap<String, String>) -> Vec
 fn every_person_ends_with_its_newest_values_and_every_device_with_its_earliest_user() {
     let (setup, truth) = export(240, 24, 11);
     let capture = PostHogCapture::start(KEY);
-    let output = setup.migrate(&capture.url(), &["--concurrency", "4", "--batch-size", "200"]);
+    let output = setup.migrate(
+        &capture.url(),
+        &["--concurrency", "4", "--batch-size", "200"],
+    );
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     let stored = capture.stored();
@@ -297,16 +315,30 @@ fn every_person_ends_with_its_newest_values_and_every_device_with_its_earliest_u
         stale.len(),
         wrong.len()
     );
-    assert!(!stale.is_empty(), "the export must make ingestion order matter");
-    assert!(wrong.is_empty(), "{} persons wrong: {:#?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+    assert!(
+        !stale.is_empty(),
+        "the export must make ingestion order matter"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} persons wrong: {:#?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
     let misaliased = misaliased(&stored, &truth.devices);
     assert!(misaliased.is_empty(), "{misaliased:#?}");
     for (device, user) in &truth.devices {
-        assert!(persons.same_person(device, user), "{device} is not in {user}'s person");
+        assert!(
+            persons.same_person(device, user),
+            "{device} is not in {user}'s person"
+        );
     }
 
     // One update per person, after every event and alias; the counts say so.
-    let updates: Vec<&StoredEvent> = stored.iter().filter(|event| is_person_update(&event.event)).collect();
+    let updates: Vec<&StoredEvent> = stored
+        .iter()
+        .filter(|event| is_person_update(&event.event))
+        .collect();
     assert_eq!(updates.len(), truth.persons.len());
     let last_other = stored
         .iter()
@@ -332,7 +364,10 @@ fn with_live_project_live_values_survive_and_history_fills_only_what_is_missing(
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     let stored = capture.stored();
-    for event in stored.iter().filter(|event| !is_person_update(&event.event)) {
+    for event in stored
+        .iter()
+        .filter(|event| !is_person_update(&event.event))
+    {
         let properties = &event.event["properties"];
         assert!(
             properties.get("$set").is_none() && properties.get("$set_once").is_none(),
@@ -382,10 +417,18 @@ fn a_kill_while_the_person_updates_go_then_the_same_command_sends_each_once_more
     let (setup, truth) = export(100, 10, 13);
     let capture = PostHogCapture::start(KEY);
     let extra = ["--batch-size", "10", "--rate", "200"];
-    let mut child = setup.command(&capture.url(), &extra).stderr(std::process::Stdio::null()).spawn().expect("migrate starts");
+    let mut child = setup
+        .command(&capture.url(), &extra)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("migrate starts");
     let started = Instant::now();
     let sent_before_kill = loop {
-        let sent = capture.stored().iter().filter(|event| is_person_update(&event.event)).count();
+        let sent = capture
+            .stored()
+            .iter()
+            .filter(|event| is_person_update(&event.event))
+            .count();
         if sent > 0 {
             child.kill().expect("SIGKILL");
             child.wait().expect("reaped");
@@ -398,25 +441,45 @@ fn a_kill_while_the_person_updates_go_then_the_same_command_sends_each_once_more
         std::thread::sleep(Duration::from_millis(5));
     };
     let sent_before_kill = sent_before_kill.max(
-        capture.stored().iter().filter(|event| is_person_update(&event.event)).count(),
+        capture
+            .stored()
+            .iter()
+            .filter(|event| is_person_update(&event.event))
+            .count(),
     );
-    assert!(sent_before_kill < truth.persons.len(), "the kill came after the final phase");
+    assert!(
+        sent_before_kill < truth.persons.len(),
+        "the kill came after the final phase"
+    );
     let output = setup.migrate(&capture.url(), &extra);
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     let stored = capture.stored();
     let mut uuids: BTreeMap<&str, usize> = BTreeMap::new();
     let mut people: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for event in stored.iter().map(|stored| &stored.event).filter(|event| is_person_update(event)) {
+    for event in stored
+        .iter()
+        .map(|stored| &stored.event)
+        .filter(|event| is_person_update(event))
+    {
         let uuid = event["uuid"].as_str().expect("uuid");
         *uuids.entry(uuid).or_default() += 1;
-        people.entry(event["distinct_id"].as_str().expect("id")).or_default().insert(uuid);
+        people
+            .entry(event["distinct_id"].as_str().expect("id"))
+            .or_default()
+            .insert(uuid);
     }
     let twice = uuids.values().filter(|count| **count > 1).count();
-    eprintln!("killed with {sent_before_kill} of {} person updates sent: {twice} sent twice", truth.persons.len());
+    eprintln!(
+        "killed with {sent_before_kill} of {} person updates sent: {twice} sent twice",
+        truth.persons.len()
+    );
     assert!(uuids.values().all(|count| *count <= 2), "{uuids:?}");
     assert_eq!(people.len(), truth.persons.len());
-    assert!(people.values().all(|uuids| uuids.len() == 1), "one update (one uuid) per person");
+    assert!(
+        people.values().all(|uuids| uuids.len() == 1),
+        "one update (one uuid) per person"
+    );
     let wrong = wrong_persons(&replay(&stored, &BTreeMap::new()), &truth.persons);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }

@@ -128,10 +128,7 @@ fn map_row_at(
                 limit_nesting(&mut event.properties);
                 let json = event.to_json();
                 if is_too_large(&json) {
-                    return (
-                        MappingOutcome::Rejected(RejectReason::EventTooLarge),
-                        None,
-                    );
+                    return (MappingOutcome::Rejected(RejectReason::EventTooLarge), None);
                 }
                 person = person.or_else(|| person_record(&event));
                 serialised.push(json);

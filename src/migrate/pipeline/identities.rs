@@ -54,9 +54,7 @@ pub(super) fn drain(
         let identities = MigrateError::Identities;
         let mut store = Store::open(&options.state_dir.join(super::super::state::DATABASE))
             .map_err(identities)?;
-        store
-            .release(options.project_mode())
-            .map_err(identities)?;
+        store.release(options.project_mode()).map_err(identities)?;
         signals.new_records.notify_one();
         loop {
             let counts = store.counts().map_err(identities)?;

@@ -389,7 +389,8 @@ fn main_pass(
         None => days::Front::resume(None, today),
     };
     let (deliveries, batch_tx, commit_tx) = Deliveries::start(pass, state);
-    let map::Mappers { to, from, threads } = map::spawn(engine, options.threads.max(1), options.live_project);
+    let map::Mappers { to, from, threads } =
+        map::spawn(engine, options.threads.max(1), options.live_project);
     let reader = {
         let (commit_tx, switch, counters) =
             (commit_tx.clone(), switch.clone(), pass.counters.clone());

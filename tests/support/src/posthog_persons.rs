@@ -126,7 +126,9 @@ impl Persons {
     /// The properties of the person `distinct_id` belongs to, if it has one.
     pub fn properties(&self, distinct_id: &str) -> Option<&Map<String, Value>> {
         let person = *self.ids.get(distinct_id)?;
-        self.persons[person].as_ref().map(|person| &person.properties)
+        self.persons[person]
+            .as_ref()
+            .map(|person| &person.properties)
     }
 
     /// Whether two distinct ids belong to one person.
@@ -136,7 +138,10 @@ impl Persons {
 
     /// Every distinct id, with its person number.
     pub fn distinct_ids(&self) -> BTreeMap<&str, usize> {
-        self.ids.iter().map(|(id, person)| (id.as_str(), *person)).collect()
+        self.ids
+            .iter()
+            .map(|(id, person)| (id.as_str(), *person))
+            .collect()
     }
 
     fn person_of(&mut self, distinct_id: &str) -> usize {
@@ -179,6 +184,9 @@ impl Persons {
             _ => {}
         }
         let person = self.ids[user];
-        self.persons[person].as_mut().expect("live person").identified = true;
+        self.persons[person]
+            .as_mut()
+            .expect("live person")
+            .identified = true;
     }
 }

@@ -162,7 +162,10 @@ impl Sidecar {
                     .expect("the sidecar answers /flush");
                 continue;
             }
-            if status["pending"] == 0 && status["groups_pending"] == 0 && status["persons_pending"] == 0 {
+            if status["pending"] == 0
+                && status["groups_pending"] == 0
+                && status["persons_pending"] == 0
+            {
                 return status;
             }
             assert!(started.elapsed() < limit, "still pending: {status}");
