@@ -281,6 +281,7 @@ fn flush(url: &str, token: Option<&str>, timeout_secs: u64) -> anyhow::Result<Ex
                 serde_json::from_str(&body).context("the sidecar's /status is not JSON")?;
             if status["released"] != true {
                 release().await?;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
             let number = |key: &str| status[key].as_u64().unwrap_or(0);

@@ -26,16 +26,6 @@ pub enum ProjectMode {
     Live,
 }
 
-impl ProjectMode {
-    /// How the mode is kept in the store's state.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectMode::Empty => "empty",
-            ProjectMode::Live => "live",
-        }
-    }
-}
-
 /// `$set` or `$set_once`: which value of a key wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {

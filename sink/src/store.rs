@@ -88,8 +88,6 @@ pub struct IntakeResult {
     pub changed_groups: u64,
     /// Person values (a key of a distinct id) the batch added or replaced.
     pub changed_person_values: u64,
-    /// Whether aliases or person values changed: the store waits for a release again.
-    pub unreleased: bool,
 }
 
 /// What a release worked out.
@@ -156,11 +154,17 @@ pub struct OutboxCounts {
 }
 
 impl OutboxCounts {
+    /// Person updates still owed: those waiting to be sent, or 1 while an unreleased store
+    /// has not worked them out (nor released its aliases).
+    pub fn person_updates_owed(&self) -> u64 {
+        let unreleased = !self.released && (self.pending > 0 || self.persons > 0);
+        self.persons_pending + u64::from(unreleased)
+    }
+
     /// Entries waiting to be sent, those an unreleased store still owes included: nothing is
     /// left when this is 0.
     pub fn waiting(&self) -> u64 {
-        let unreleased = !self.released && (self.pending > 0 || self.persons > 0);
-        self.pending + self.groups_pending + self.persons_pending + u64::from(unreleased)
+        self.pending + self.groups_pending + self.person_updates_owed()
     }
 }
 
@@ -243,8 +247,8 @@ impl Store {
                 }
             }
             result.changed_person_values = ingest_persons(&transaction, batch)?;
-            result.unreleased = changed_links + result.changed_person_values > 0;
-            if result.unreleased {
+            // Aliases or person values changed: the store waits for a release again.
+            if changed_links + result.changed_person_values > 0 {
                 set_state(&transaction, "released", None)?;
             }
             let mut group_hash = transaction.prepare_cached(
@@ -404,7 +408,6 @@ impl Store {
                 params![STALE],
             )?;
             set_state(&transaction, "released", Some("1"))?;
-            set_state(&transaction, "mode", Some(mode.as_str()))?;
         }
         transaction.commit()?;
         Ok(result)
@@ -416,31 +419,31 @@ impl Store {
         &self,
         mut each: impl FnMut(&Outgoing, &str) -> std::io::Result<()>,
     ) -> rusqlite::Result<std::io::Result<()>> {
-        let mut aliases = self.connection.prepare(
-            "SELECT device_id, user_id, first_seen, uuid, coalesce(error, '') FROM aliases WHERE status = 2 ORDER BY first_seen, device_id",
-        )?;
-        let mut rows = aliases.query([])?;
-        while let Some(row) = rows.next()? {
-            if let Err(error) = each(&alias_from_row(row)?, &row.get::<_, String>(4)?) {
-                return Ok(Err(error));
-            }
-        }
-        let mut groups = self.connection.prepare(
-            "SELECT group_type, group_key, properties, seen_at, uuid, hash, coalesce(error, '') FROM groups WHERE status = 2 ORDER BY seen_at, group_type, group_key",
-        )?;
-        let mut rows = groups.query([])?;
-        while let Some(row) = rows.next()? {
-            if let Err(error) = each(&group_from_row(row)?, &row.get::<_, String>(6)?) {
-                return Ok(Err(error));
-            }
-        }
-        let mut persons = self.connection.prepare(
-            "SELECT person, properties, seen_at, uuid, coalesce(error, '') FROM person_updates WHERE status = 2 ORDER BY seen_at, person",
-        )?;
-        let mut rows = persons.query([])?;
-        while let Some(row) = rows.next()? {
-            if let Err(error) = each(&person_from_row(row)?, &row.get::<_, String>(4)?) {
-                return Ok(Err(error));
+        // Each query selects an entry's columns, then its error (`error_at`).
+        let refused: [(&str, FromRow, usize); 3] = [
+            (
+                "SELECT device_id, user_id, first_seen, uuid, coalesce(error, '') FROM aliases WHERE status = 2 ORDER BY first_seen, device_id",
+                alias_from_row,
+                4,
+            ),
+            (
+                "SELECT group_type, group_key, properties, seen_at, uuid, hash, coalesce(error, '') FROM groups WHERE status = 2 ORDER BY seen_at, group_type, group_key",
+                group_from_row,
+                6,
+            ),
+            (
+                "SELECT person, properties, seen_at, uuid, coalesce(error, '') FROM person_updates WHERE status = 2 ORDER BY seen_at, person",
+                person_from_row,
+                4,
+            ),
+        ];
+        for (sql, from_row, error_at) in refused {
+            let mut statement = self.connection.prepare(sql)?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                if let Err(error) = each(&from_row(row)?, &row.get::<_, String>(error_at)?) {
+                    return Ok(Err(error));
+                }
             }
         }
         Ok(Ok(()))
@@ -488,19 +491,14 @@ impl Store {
     /// proved nothing about the entries, so they are sent again once the setup is fixed (with
     /// the same uuids; an entry that is truly bad is refused and marked again).
     pub fn requeue_failed(&self) -> rusqlite::Result<u64> {
-        let aliases = self.connection.execute(
-            "UPDATE aliases SET status = 0, error = NULL WHERE status = 2",
-            [],
-        )?;
-        let groups = self.connection.execute(
-            "UPDATE groups SET status = 0, error = NULL WHERE status = 2",
-            [],
-        )?;
-        let persons = self.connection.execute(
-            "UPDATE person_updates SET status = 0, error = NULL WHERE status = 2",
-            [],
-        )?;
-        Ok((aliases + groups + persons) as u64)
+        let mut requeued = 0;
+        for outbox in ["aliases", "groups", "person_updates"] {
+            requeued += self.connection.execute(
+                &format!("UPDATE {outbox} SET status = 0, error = NULL WHERE status = 2"),
+                [],
+            )?;
+        }
+        Ok(requeued as u64)
     }
 
     pub fn set_last_error(&self, error: Option<&str>) -> rusqlite::Result<()> {
@@ -666,21 +664,9 @@ impl<'t> Links<'t> {
                 result.new_aliases += 1;
                 Ok(1)
             }
-            // The pair's time is its earliest; an alias already sent keeps the time it was
-            // sent with (PostHog merges persons, the time only orders the event).
-            Some((user_id, first_seen, status)) if user_id == pair.user_id => {
-                Ok(if status == PENDING && earlier(&user_id, &first_seen) {
-                    self.relink.execute(params![
-                        pair.device_id,
-                        pair.user_id,
-                        pair.timestamp,
-                        uuid()
-                    ])? as u64
-                } else {
-                    0
-                })
-            }
-            // An earlier user: the device's alias moves to it, the former user is a conflict.
+            // An earlier pair moves a pending alias: to the same user, its time only; to
+            // another user, the alias, and the former user becomes a conflict. An alias
+            // already sent stays as it went (PostHog merged).
             Some((user_id, first_seen, PENDING)) if earlier(&user_id, &first_seen) => {
                 self.relink.execute(params![
                     pair.device_id,
@@ -688,11 +674,14 @@ impl<'t> Links<'t> {
                     pair.timestamp,
                     uuid()
                 ])?;
-                self.unconflict
-                    .execute(params![pair.device_id, pair.user_id])?;
-                self.add_conflict(&pair.device_id, &user_id, &first_seen, result)?;
+                if user_id != pair.user_id {
+                    self.unconflict
+                        .execute(params![pair.device_id, pair.user_id])?;
+                    self.add_conflict(&pair.device_id, &user_id, &first_seen, result)?;
+                }
                 Ok(1)
             }
+            Some((user_id, _, _)) if user_id == pair.user_id => Ok(0),
             Some(_) => {
                 self.add_conflict(&pair.device_id, &pair.user_id, &pair.timestamp, result)?;
                 Ok(0)

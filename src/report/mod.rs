@@ -185,7 +185,7 @@ impl Report {
         self.groups_refused = outbox.groups_failed;
         self.person_updates_sent = outbox.persons_sent;
         self.person_updates_refused = outbox.persons_failed;
-        self.person_updates_pending = outbox.waiting() - outbox.pending - outbox.groups_pending;
+        self.person_updates_pending = outbox.person_updates_owed();
     }
 
     /// Whether this report stands for a dry run (nothing sent).

@@ -173,7 +173,7 @@ fn export_with_late_rows(seed: u64) -> (Setup, BTreeSet<String>) {
     (Setup { lines, ..setup }, late_uuids)
 }
 
-fn write_gzip(path: &Path, lines: &[Vec<u8>]) {
+pub(crate) fn write_gzip(path: &Path, lines: &[Vec<u8>]) {
     let mut gzip = GzEncoder::new(
         std::fs::File::create(path).expect("create"),
         Compression::fast(),
@@ -262,19 +262,16 @@ fn late_rows_are_held_and_sent_after_the_main_pass_one_day_per_request_oldest_fi
     );
 }
 
-/// Runs `migrate` at `rate` events/s and SIGKILLs it once `kill_when` says so of what PostHog
-/// holds.
-fn killed_when(
+/// Runs `migrate` with `extra` arguments and SIGKILLs it once `kill_when` says so of what
+/// PostHog holds.
+pub(crate) fn killed_when(
     setup: &Setup,
     capture: &PostHogCapture,
-    rate: &str,
+    extra: &[&str],
     kill_when: impl Fn(&[StoredEvent]) -> bool,
 ) {
     let mut child = setup
-        .command(
-            &capture.url(),
-            &["--concurrency", "2", "--batch-size", "100", "--rate", rate],
-        )
+        .command(&capture.url(), extra)
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("migrate starts");
@@ -305,7 +302,8 @@ fn a_kill_in_the_main_pass_or_the_late_pass_then_the_same_command_loses_and_doub
                 .as_ref()
                 .is_some_and(|uuid| late_uuids.contains(uuid))
         };
-        killed_when(&setup, &capture, rate, |stored| match phase {
+        let extra = ["--concurrency", "2", "--batch-size", "100", "--rate", rate];
+        killed_when(&setup, &capture, &extra, |stored| match phase {
             // Half the events sent, none of the late ones.
             "main" => stored.len() > expected.events.len() / 2,
             // The late pass has begun.

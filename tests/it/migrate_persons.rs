@@ -6,18 +6,14 @@
 //! one row in twelve uploaded five days late.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 use amplitude_posthog_test_support::posthog_capture::{PostHogCapture, StoredEvent};
 use amplitude_posthog_test_support::posthog_persons::Persons;
 use chrono::{Days, NaiveDate, NaiveDateTime};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use serde_json::{Map, Value, json};
 
 use crate::migrate::{KEY, Setup, read_all, stderr};
+use crate::migrate_order::{killed_when, write_gzip};
 
 const PLANS: [&str; 4] = ["free", "starter", "team", "enterprise"];
 
@@ -71,8 +67,7 @@ fn rows(users: usize, rows_per_user: u64, seed: u64) -> Vec<Row> {
             let day = dice.next(60);
             let time = start().and_hms_milli_opt(0, 0, 0, 0).expect("time")
                 + chrono::Duration::days(day as i64)
-                + chrono::Duration::milliseconds(dice.next(86_400_000) as i64)
-                + chrono::Duration::microseconds(0);
+                + chrono::Duration::milliseconds(dice.next(86_400_000) as i64);
             let plan = PLANS[((day / period) as usize + user) % PLANS.len()];
             let late = dice.next(12) == 0;
             let uploaded = time.date() + Days::new(if late { 5 } else { 0 });
@@ -168,18 +163,6 @@ fn export(users: usize, rows_per_user: u64, seed: u64) -> (Setup, Truth) {
     std::fs::write(dir.path().join("key"), format!("{KEY}\n")).expect("key");
     let lines = read_all(&export);
     (Setup { dir, lines }, truth(&rows))
-}
-
-fn write_gzip(path: &Path, lines: &[Vec<u8>]) {
-    let mut gzip = GzEncoder::new(
-        std::fs::File::create(path).expect("create"),
-        Compression::fast(),
-    );
-    for line in lines {
-        gzip.write_all(line).expect("write");
-        gzip.write_all(b"\n").expect("write");
-    }
-    gzip.finish().expect("gzip");
 }
 
 /// Each device's earliest user, and each user's person by event time: its own rows and the
@@ -417,36 +400,14 @@ fn a_kill_while_the_person_updates_go_then_the_same_command_sends_each_once_more
     let (setup, truth) = export(100, 10, 13);
     let capture = PostHogCapture::start(KEY);
     let extra = ["--batch-size", "10", "--rate", "200"];
-    let mut child = setup
-        .command(&capture.url(), &extra)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("migrate starts");
-    let started = Instant::now();
-    let sent_before_kill = loop {
-        let sent = capture
-            .stored()
+    let updates_sent = |stored: &[StoredEvent]| {
+        stored
             .iter()
             .filter(|event| is_person_update(&event.event))
-            .count();
-        if sent > 0 {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("reaped");
-            break sent;
-        }
-        if let Some(status) = child.try_wait().expect("status") {
-            panic!("migrate ended before the kill: {status}");
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "too slow");
-        std::thread::sleep(Duration::from_millis(5));
+            .count()
     };
-    let sent_before_kill = sent_before_kill.max(
-        capture
-            .stored()
-            .iter()
-            .filter(|event| is_person_update(&event.event))
-            .count(),
-    );
+    killed_when(&setup, &capture, &extra, |stored| updates_sent(stored) > 0);
+    let sent_before_kill = updates_sent(&capture.stored());
     assert!(
         sent_before_kill < truth.persons.len(),
         "the kill came after the final phase"

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::groups::{group_set, posthog_groups};
@@ -25,10 +25,10 @@ use crate::identity::usable_id;
 use crate::nesting::limit_entries;
 use crate::row::{AmplitudeRow, Field};
 
-/// One record for the identity sidecar. It deserialises from the record format
-/// [`IdentityRecord::to_json`] writes (the VRL program's output, the WebAssembly module's
+/// One record for the identity sidecar, in the record format [`IdentityRecord::to_json`]
+/// writes and it deserialises from (the VRL program's output, the WebAssembly module's
 /// `transform_full` result).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
 pub enum IdentityRecord {
     /// A device → user link.
@@ -58,57 +58,12 @@ pub enum IdentityRecord {
 }
 
 impl IdentityRecord {
-    /// The record as the sidecar receives it: compact JSON, keys sorted.
+    /// The record as the sidecar receives it: compact JSON, keys sorted (through a
+    /// `serde_json::Value`, whose objects keep their keys sorted).
     pub fn to_json(&self) -> String {
-        let mut record = Map::new();
-        match self {
-            IdentityRecord::Pair {
-                user_id,
-                device_id,
-                timestamp,
-            } => {
-                record.insert("kind".into(), Value::from("identity"));
-                record.insert("user_id".into(), Value::from(user_id.as_str()));
-                record.insert("device_id".into(), Value::from(device_id.as_str()));
-                record.insert("timestamp".into(), Value::from(timestamp.as_str()));
-            }
-            IdentityRecord::Groups {
-                groups,
-                group_properties,
-                timestamp,
-            } => {
-                record.insert("kind".into(), Value::from("groups"));
-                record.insert(
-                    "groups".into(),
-                    Value::Object(
-                        groups
-                            .iter()
-                            .map(|(group_type, key)| {
-                                (group_type.clone(), Value::from(key.as_str()))
-                            })
-                            .collect(),
-                    ),
-                );
-                record.insert(
-                    "group_properties".into(),
-                    Value::Object(group_properties.clone()),
-                );
-                record.insert("timestamp".into(), Value::from(timestamp.as_str()));
-            }
-            IdentityRecord::Person {
-                distinct_id,
-                set,
-                set_once,
-                timestamp,
-            } => {
-                record.insert("kind".into(), Value::from("person"));
-                record.insert("distinct_id".into(), Value::from(distinct_id.as_str()));
-                record.insert("set".into(), Value::Object(set.clone()));
-                record.insert("set_once".into(), Value::Object(set_once.clone()));
-                record.insert("timestamp".into(), Value::from(timestamp.as_str()));
-            }
-        }
-        serde_json::to_string(&Value::Object(record)).unwrap_or_default()
+        serde_json::to_value(self)
+            .map(|value| value.to_string())
+            .unwrap_or_default()
     }
 }
 

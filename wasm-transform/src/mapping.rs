@@ -86,7 +86,7 @@ pub fn map_line_with_identities(line: &[u8]) -> MappedRow {
         .as_deref()
         .map(|time| identity_records(&row, time))
         .unwrap_or_default();
-    let (outcome, person) = map_row_at(row, timestamp);
+    let (outcome, person) = map_row_at(row, timestamp, true);
     if matches!(outcome, MappingOutcome::Rejected(_)) {
         identities.clear();
     }
@@ -108,15 +108,16 @@ fn parse_error_reason(error: RowError) -> RejectReason {
 /// Maps one parsed row.
 pub fn map_row(row: AmplitudeRow) -> MappingOutcome {
     let timestamp = event_timestamp(&row);
-    map_row_at(row, timestamp).0
+    map_row_at(row, timestamp, false).0
 }
 
 /// Maps one parsed row whose time (§4) was read already: `timestamp` is
-/// `event_timestamp(&row)`. With the outcome comes the person record (§3.1) of a mapped row
-/// whose event carries person properties.
+/// `event_timestamp(&row)`. With the outcome comes, when `with_person`, the person record
+/// (§3.1) of a mapped row whose event carries person properties.
 fn map_row_at(
     row: AmplitudeRow,
     timestamp: Option<String>,
+    with_person: bool,
 ) -> (MappingOutcome, Option<IdentityRecord>) {
     match mapped_events(row, timestamp) {
         Ok(events) => {
@@ -130,7 +131,9 @@ fn map_row_at(
                 if is_too_large(&json) {
                     return (MappingOutcome::Rejected(RejectReason::EventTooLarge), None);
                 }
-                person = person.or_else(|| person_record(&event));
+                if with_person && person.is_none() {
+                    person = person_record(&event);
+                }
                 serialised.push(json);
             }
             (MappingOutcome::Events(serialised), person)

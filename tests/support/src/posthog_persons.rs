@@ -14,7 +14,7 @@
 //!   identified.
 //! - `$groupidentify` does not touch persons.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
@@ -134,14 +134,6 @@ impl Persons {
     /// Whether two distinct ids belong to one person.
     pub fn same_person(&self, one: &str, other: &str) -> bool {
         matches!((self.ids.get(one), self.ids.get(other)), (Some(a), Some(b)) if a == b)
-    }
-
-    /// Every distinct id, with its person number.
-    pub fn distinct_ids(&self) -> BTreeMap<&str, usize> {
-        self.ids
-            .iter()
-            .map(|(id, person)| (id.as_str(), *person))
-            .collect()
     }
 
     fn person_of(&mut self, distinct_id: &str) -> usize {
