@@ -171,10 +171,11 @@ impl Tally {
         self.rows == self.mapped + self.skipped_total() + self.rejected_total()
     }
 
-    /// rows = mapped + skipped + rejected, and events = delivered + dead-lettered (+ held for
-    /// the late pass, while a migration is under way).
+    /// rows = mapped + skipped + rejected, and events = delivered + dead-lettered: none still
+    /// held for the late pass (while a migration is under way, events = delivered +
+    /// dead-lettered + held, and it does not add up yet).
     pub fn adds_up(&self) -> bool {
-        self.rows_add_up() && self.events == self.delivered + self.dead_lettered + self.held
+        self.rows_add_up() && self.held == 0 && self.events == self.delivered + self.dead_lettered
     }
 }
 

@@ -68,7 +68,7 @@ pub fn compare_names(a: &str, b: &str) -> Ordering {
 }
 
 /// The export order of two paths.
-pub fn compare_paths(a: &Path, b: &Path) -> Ordering {
+fn compare_paths(a: &Path, b: &Path) -> Ordering {
     compare_names(&a.to_string_lossy(), &b.to_string_lossy()).then_with(|| a.cmp(b))
 }
 

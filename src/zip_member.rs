@@ -38,12 +38,12 @@ pub fn list(zip: &Path) -> io::Result<Vec<ZipMember>> {
 }
 
 /// The zip's central directory.
-fn archive(zip: &Path) -> io::Result<zip::ZipArchive<BufReader<File>>> {
+pub(crate) fn archive(zip: &Path) -> io::Result<zip::ZipArchive<BufReader<File>>> {
     zip::ZipArchive::new(BufReader::new(File::open(zip)?)).map_err(invalid)
 }
 
 /// A zip that is not what it should be, as an I/O error (keeping the cause).
-fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+pub(crate) fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, error)
 }
 

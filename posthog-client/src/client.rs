@@ -28,21 +28,13 @@ pub struct Client {
 }
 
 impl Client {
-    /// `host` is PostHog's capture host (`https://us.i.posthog.com`); `rate` events per second
-    /// at most, when given.
-    pub fn new(host: &str, api_key: &str, rate: Option<u32>) -> reqwest::Result<Client> {
-        Client::to_url(
+    /// `host` is PostHog's capture host (`https://us.i.posthog.com`); at most `rate`.
+    pub fn new(host: &str, api_key: &str, rate: crate::rate::Rate) -> reqwest::Result<Client> {
+        Client::sharing(
             &format!("{}/batch/", host.trim_end_matches('/')),
             api_key,
-            rate,
+            rate.limiter(),
         )
-    }
-
-    /// A client of the `/batch/` endpoint at `url` (`https://…/batch/`), `rate` events per
-    /// second at most, when given.
-    pub fn to_url(url: &str, api_key: &str, rate: Option<u32>) -> reqwest::Result<Client> {
-        let limiter = rate.map(|rate| Arc::new(RateLimiter::new(rate)));
-        Client::sharing(url, api_key, limiter)
     }
 
     /// A client of the `/batch/` endpoint at `url` whose requests count against `limiter`

@@ -31,11 +31,6 @@ impl RateLimiter {
         }
     }
 
-    /// The events per second it allows.
-    pub fn rate(&self) -> u32 {
-        self.rate as u32
-    }
-
     /// Waits until `count` events may go.
     pub async fn acquire(&self, count: usize) {
         let count = count as f64;
@@ -67,6 +62,14 @@ impl Rate {
         self.0
             .map(|rate| std::sync::Arc::new(RateLimiter::new(rate)))
     }
+
+    /// For people: `at most 2000 events/s`, or `unlimited`.
+    pub fn describe(self) -> String {
+        match self.0 {
+            Some(rate) => format!("at most {rate} events/s"),
+            None => "unlimited".to_owned(),
+        }
+    }
 }
 
 impl std::str::FromStr for Rate {
@@ -82,16 +85,6 @@ impl std::str::FromStr for Rate {
             _ => Err(format!(
                 "{text:?} is not a rate: give events per second (a whole number above 0) or `unlimited`"
             )),
-        }
-    }
-}
-
-impl Rate {
-    /// For people: `at most 2000 events/s`, or `unlimited`.
-    pub fn describe(self) -> String {
-        match self.0 {
-            Some(rate) => format!("at most {rate} events/s"),
-            None => "unlimited".to_owned(),
         }
     }
 }

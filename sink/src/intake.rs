@@ -99,9 +99,11 @@ async fn flush(
     headers: HeaderMap,
 ) -> Result<Response, IntakeError> {
     authorize(&state, &headers)?;
-    let mode = state.mode;
-    let result = with_store(&state, move |store| store.release(mode)).await?;
-    state.signals.new_records.notify_one();
+    let (mode, signals) = (state.mode, state.signals.clone());
+    let result = with_store(&state, move |store| {
+        crate::sender::release(store, &signals, mode)
+    })
+    .await?;
     Ok(
         axum::Json(json!({"persons": result.persons, "new_person_updates": result.new_updates}))
             .into_response(),

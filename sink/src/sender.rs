@@ -48,6 +48,18 @@ pub struct SenderSignals {
     pub new_records: Notify,
 }
 
+/// Releases the store (every record is in: the aliases and the person updates may go) and
+/// wakes the sender, wherever the release comes from (`POST /flush`, the end of `migrate`).
+pub fn release(
+    store: &mut Store,
+    signals: &SenderSignals,
+    mode: crate::persons::ProjectMode,
+) -> rusqlite::Result<crate::store::ReleaseResult> {
+    let result = store.release(mode)?;
+    signals.new_records.notify_one();
+    Ok(result)
+}
+
 /// Why the sender stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped {

@@ -154,17 +154,11 @@ pub struct OutboxCounts {
 }
 
 impl OutboxCounts {
-    /// Person updates still owed: those waiting to be sent, or 1 while an unreleased store
-    /// has not worked them out (nor released its aliases).
-    pub fn person_updates_owed(&self) -> u64 {
-        let unreleased = !self.released && (self.pending > 0 || self.persons > 0);
-        self.persons_pending + u64::from(unreleased)
-    }
-
-    /// Entries waiting to be sent, those an unreleased store still owes included: nothing is
-    /// left when this is 0.
+    /// Entries waiting to be sent, plus 1 while an unreleased store still owes its aliases or
+    /// person updates: nothing is left when this is 0.
     pub fn waiting(&self) -> u64 {
-        self.pending + self.groups_pending + self.person_updates_owed()
+        let unreleased = !self.released && (self.pending > 0 || self.persons > 0);
+        self.pending + self.groups_pending + self.persons_pending + u64::from(unreleased)
     }
 }
 

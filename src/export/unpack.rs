@@ -5,7 +5,7 @@
 //! line lacks one gets a second gzip member holding `\n`, which leaves its bytes untouched).
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -34,7 +34,7 @@ pub struct Extraction {
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("{0} is not a valid zip: {1}")]
-    BrokenZip(PathBuf, #[source] ZipProblem),
+    BrokenZip(PathBuf, #[source] io::Error),
     #[error("member {member} of {zip} is not valid gzip: {source}")]
     BrokenMember {
         zip: PathBuf,
@@ -43,15 +43,6 @@ pub enum UnpackError {
     },
     #[error("cannot write {0}: {1}")]
     Write(PathBuf, io::Error),
-}
-
-/// Why a zip cannot be read: the file, or its structure.
-#[derive(Debug, thiserror::Error)]
-pub enum ZipProblem {
-    #[error(transparent)]
-    Open(#[from] io::Error),
-    #[error(transparent)]
-    Structure(#[from] zip::result::ZipError),
 }
 
 /// A member name made safe: relative, no `..`, no root, no drive; `None` if it would escape.
@@ -71,10 +62,8 @@ pub fn safe_member_path(name: &str) -> Option<PathBuf> {
 
 /// Extracts `zip_path` into `out_dir`.
 pub fn unpack_zip(zip_path: &Path, out_dir: &Path) -> Result<Extraction, UnpackError> {
-    let broken = |problem: ZipProblem| UnpackError::BrokenZip(zip_path.to_path_buf(), problem);
-    let file = File::open(zip_path).map_err(|error| broken(error.into()))?;
-    let mut archive =
-        zip::ZipArchive::new(BufReader::new(file)).map_err(|error| broken(error.into()))?;
+    let broken = |error: io::Error| UnpackError::BrokenZip(zip_path.to_path_buf(), error);
+    let mut archive = crate::zip_member::archive(zip_path).map_err(broken)?;
     let mut extraction = Extraction::default();
     // Members in export order, so the files are written (and a watching Vector, which reads
     // files by creation time, finds them) oldest first.
@@ -85,7 +74,7 @@ pub fn unpack_zip(zip_path: &Path, out_dir: &Path) -> Result<Extraction, UnpackE
     for (index, _) in order {
         let mut member = archive
             .by_index(index)
-            .map_err(|error| broken(error.into()))?;
+            .map_err(|error| broken(crate::zip_member::invalid(error)))?;
         let name = member.name().to_owned();
         if member.is_dir() {
             continue;

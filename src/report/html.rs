@@ -49,8 +49,9 @@ code { font-size: 0.78rem; word-break: break-all; white-space: pre-wrap; }
 /// found, and the input files with a problem.
 pub fn render(report: &Report) -> String {
     let mut page = head(report);
-    page.push_str(&cards(report));
-    page.push_str(&balance(report));
+    let adds_up = report.unbalanced_days().is_empty();
+    page.push_str(&cards(report, adds_up));
+    page.push_str(&balance(report, adds_up));
     page.push_str(&basis(report));
     page.push_str("<h2>Per day (UTC day of the event)</h2>\n");
     page.push_str(&chart(report));
@@ -84,9 +85,8 @@ fn bad_if_any(count: u64) -> &'static str {
 }
 
 /// One card per total.
-fn cards(report: &Report) -> String {
+fn cards(report: &Report, adds_up: bool) -> String {
     let totals = &report.totals;
-    let adds_up = report.unbalanced_days().is_empty();
     let mut cards = String::from("<div class=\"cards\">\n");
     for (label, value, class) in [
         ("rows in the export", totals.rows, ""),
@@ -121,6 +121,12 @@ fn cards(report: &Report) -> String {
             report.groups_refused,
             bad_if_any(report.groups_refused),
         ),
+        ("person updates sent", report.person_updates_sent, ""),
+        (
+            "person updates refused",
+            report.person_updates_refused,
+            bad_if_any(report.person_updates_refused),
+        ),
     ] {
         let _ = writeln!(
             cards,
@@ -132,8 +138,7 @@ fn cards(report: &Report) -> String {
 }
 
 /// Whether every day adds up, and what is left: files not done, identity updates pending.
-fn balance(report: &Report) -> String {
-    let adds_up = report.unbalanced_days().is_empty();
+fn balance(report: &Report, adds_up: bool) -> String {
     let mut section = String::new();
     let _ = writeln!(
         section,
@@ -149,7 +154,7 @@ fn balance(report: &Report) -> String {
     );
     let _ = writeln!(
         section,
-        "<p class=\"meta\">Input files: {} of {} done{}. Aliases pending: {}; group updates pending: {}; person updates sent: {}, pending: {}.</p>",
+        "<p class=\"meta\">Input files: {} of {} done{}. Aliases pending: {}; group updates pending: {}; person updates sent: {}, pending: {}{}.</p>",
         report.files.done,
         report.files.total,
         if report.files.problems.is_empty() {
@@ -160,7 +165,11 @@ fn balance(report: &Report) -> String {
         report.aliases_pending,
         report.groups_pending,
         report.person_updates_sent,
-        report.person_updates_pending
+        report.person_updates_pending,
+        match report.persons_unreleased {
+            0 => String::new(),
+            ids => format!(" (not worked out yet for {ids} distinct ids)"),
+        }
     );
     section
 }

@@ -58,13 +58,17 @@ pub struct Report {
     #[serde(default)]
     pub aliases_refused: u64,
     /// Final person updates (each person's values by event time) PostHog accepted, refused
-    /// for good, and still to send (or to work out: the store is not released yet).
+    /// for good, and worked out but still to send.
     #[serde(default)]
     pub person_updates_sent: u64,
     #[serde(default)]
     pub person_updates_refused: u64,
     #[serde(default)]
     pub person_updates_pending: u64,
+    /// Distinct ids with person values whose update is not worked out yet: the identity
+    /// store waits for the end of the migration (a release).
+    #[serde(default)]
+    pub persons_unreleased: u64,
     /// Group updates (each group's latest snapshot) PostHog accepted, and refused for good.
     #[serde(default)]
     pub groups_sent: u64,
@@ -185,7 +189,8 @@ impl Report {
         self.groups_refused = outbox.groups_failed;
         self.person_updates_sent = outbox.persons_sent;
         self.person_updates_refused = outbox.persons_failed;
-        self.person_updates_pending = outbox.person_updates_owed();
+        self.person_updates_pending = outbox.persons_pending;
+        self.persons_unreleased = if outbox.released { 0 } else { outbox.persons };
     }
 
     /// Whether this report stands for a dry run (nothing sent).
@@ -236,6 +241,7 @@ impl Report {
             person_updates_sent: 0,
             person_updates_refused: 0,
             person_updates_pending: 0,
+            persons_unreleased: 0,
             aliases_refused: 0,
             groups_sent: 0,
             groups_refused: 0,
@@ -286,8 +292,7 @@ impl Report {
                 if self.is_dry_run() {
                     !day.counts.rows_add_up()
                 } else {
-                    // Events held for the late pass add up but are not sent yet.
-                    !day.counts.adds_up() || day.counts.held > 0
+                    !day.counts.adds_up()
                 }
             })
             .collect()
@@ -329,6 +334,12 @@ impl Report {
             text.push_str(&format!(
                 "person updates sent {} (refused {}, pending {})\n",
                 self.person_updates_sent, self.person_updates_refused, self.person_updates_pending
+            ));
+        }
+        if self.persons_unreleased > 0 {
+            text.push_str(&format!(
+                "person updates not worked out yet (every event must be delivered first): {} distinct ids\n",
+                self.persons_unreleased
             ));
         }
         if totals.held > 0 {

@@ -41,7 +41,7 @@ pub enum VectorError {
         source: io::Error,
     },
     /// The in-process sidecar's intake cannot listen on loopback.
-    #[error("the migration state's identity store failed: {0}")]
+    #[error("the identity sidecar cannot listen on loopback: {0}")]
     SidecarListen(#[source] io::Error),
     #[error("cannot start {}: {source}", path.display())]
     Start {

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use posthog_identity_sidecar::intake;
+use posthog_identity_sidecar::persons::ProjectMode;
 use posthog_identity_sidecar::sender::{self, SenderSignals};
-use posthog_identity_sidecar::store::Store;
+use posthog_identity_sidecar::store::{OutboxCounts, Store};
 use tokio::sync::watch;
 
 use super::VectorError;
@@ -22,6 +23,8 @@ pub(super) struct Sidecar {
     pub store: Arc<Mutex<Store>>,
     signals: Arc<SenderSignals>,
     shutdown: watch::Sender<bool>,
+    /// How the final person updates are written (`--live-project`).
+    mode: ProjectMode,
 }
 
 impl Sidecar {
@@ -72,6 +75,7 @@ impl Sidecar {
             store,
             signals,
             shutdown: shutdown_tx,
+            mode: options.project_mode(),
         })
     }
 
@@ -90,34 +94,17 @@ impl Sidecar {
         })
     }
 
-    /// Whether nothing is left to send before a release (no group update; once released, no
-    /// alias and no person update either).
-    pub fn idle(&self) -> bool {
-        self.store
-            .lock()
-            .expect("store")
-            .counts()
-            .is_ok_and(|counts| {
-                counts.groups_pending == 0
-                    && (!counts.released || (counts.pending == 0 && counts.persons_pending == 0))
-            })
-    }
-
-    /// Whether every record received is released.
-    pub fn released(&self) -> Result<bool, MigrateError> {
+    /// The outbox's numbers now.
+    pub fn counts(&self) -> Result<OutboxCounts, MigrateError> {
         let store = self.store.lock().expect("store");
-        store.is_released().map_err(MigrateError::Identities)
+        store.counts().map_err(MigrateError::Identities)
     }
 
     /// Every record is in (Vector has delivered everything): the aliases and the person
     /// updates may go.
-    pub fn release(
-        &self,
-        mode: posthog_identity_sidecar::persons::ProjectMode,
-    ) -> Result<(), MigrateError> {
+    pub fn release(&self) -> Result<(), MigrateError> {
         let mut store = self.store.lock().expect("store");
-        store.release(mode).map_err(MigrateError::Identities)?;
-        self.signals.new_records.notify_one();
+        sender::release(&mut store, &self.signals, self.mode).map_err(MigrateError::Identities)?;
         Ok(())
     }
 

@@ -107,7 +107,6 @@ pub fn run(options: &MigrateOptions, vector: &Path) -> Result<RunReport, VectorE
         interrupted: &interrupted,
         metrics_url: format!("http://{metrics_address}/metrics"),
         stall_limit: options.vector_stall,
-        mode: options.project_mode(),
     };
     let ending = match watching.watch(vector, &mut child) {
         Ok(ending) => ending,
@@ -140,8 +139,6 @@ struct Watching<'a> {
     metrics_url: String,
     /// How long nothing may move with a file short of its end (see [`super::end`]).
     stall_limit: Duration,
-    /// How the final person updates are written.
-    mode: posthog_identity_sidecar::persons::ProjectMode,
 }
 
 impl Watching<'_> {
@@ -191,19 +188,21 @@ impl Watching<'_> {
             if let Some(stop) = metrics.stop().or_else(|| self.sidecar.stop()) {
                 return Ok(Ending::Stopped(stop));
             }
+            let outbox = self.sidecar.counts()?;
             let look = Look {
                 at: started.elapsed(),
                 positions: &positions,
                 metrics: &metrics,
-                sidecar_idle: self.sidecar.idle(),
+                // Nothing left to send before a release: no group update; once released,
+                // nothing at all.
+                sidecar_idle: outbox.groups_pending == 0
+                    && (!outbox.released || outbox.waiting() == 0),
             };
             match end.look(self.files, look) {
                 Verdict::Running => {}
                 // Everything is delivered: the aliases and person updates go, then the run ends
                 // (the next looks wait for them; a record delivered meanwhile is released too).
-                Verdict::Finished if !self.sidecar.released()? => {
-                    self.sidecar.release(self.mode)?;
-                }
+                Verdict::Finished if !outbox.released => self.sidecar.release()?,
                 Verdict::Finished => return Ok(Ending::Stopped(Stop::Finished)),
                 Verdict::Stuck(files) => {
                     let log = self.workspace.log();
@@ -271,14 +270,15 @@ fn finish(
     summary.files_done = files.done(&positions);
     report.files.total = summary.files;
     report.files.done = summary.files_done;
-    for (file, problem) in stuck.iter().cloned() {
+    let all_read = stuck.is_empty();
+    for (file, problem) in stuck {
         report.files.problems.push(crate::report::Problem {
             file: file.clone(),
             problem: problem.clone(),
         });
         summary.problems.push((file, problem));
     }
-    if stop == Stop::Finished && stuck.is_empty() {
+    if stop == Stop::Finished && all_read {
         // Every file is read to its end and every buffer is drained: every event the mapping
         // produced is delivered (the sink retries every answer but success; nothing is
         // dropped), and every refused row is in Vector's dead letters.

@@ -109,11 +109,11 @@ pub(super) fn assemble(
                 .ingest(&RecordBatch::from_records(sorted.identities))
                 .map_err(MigrateError::Identities)?;
         }
-        if !options.dry_run && !wait_for_room(backlog, switch, &mut open, &batches) {
-            // The run stops: this chunk is not registered, the next run reads it again.
-            return Ok(assembled);
-        }
         if !options.dry_run {
+            if !wait_for_room(backlog, switch, &mut open, &batches) {
+                // The run stops: this chunk is not registered, the next run reads it again.
+                return Ok(assembled);
+            }
             backlog.registered();
         }
         let registered = commit.send(Commit::Register {
@@ -266,23 +266,17 @@ fn sort(
             continue;
         }
         let day: Arc<str> = day.into();
-        let row = Arc::new(row.clone());
-        let events = events
-            .into_iter()
-            .map(|event| {
-                let origin = EventOrigin {
-                    source: Source::Chunk {
-                        file: chunk.file,
-                        chunk: chunk.index,
-                    },
-                    line: *line,
-                    day: day.clone(),
-                    name: chunk.name.clone(),
-                    row: row.clone(),
-                };
-                (event, origin)
-            })
-            .collect();
+        let events = EventOrigin {
+            source: Source::Chunk {
+                file: chunk.file,
+                chunk: chunk.index,
+            },
+            line: *line,
+            day: day.clone(),
+            name: chunk.name.clone(),
+            row: Arc::new(row.clone()),
+        }
+        .tag(events);
         sorted.rows.push(RowEvents {
             day,
             events,

@@ -58,26 +58,14 @@ fn committer(
         let done: Vec<ChunkCommit> = tracker
             .take_done()
             .into_iter()
-            .map(|chunk| {
-                let Pending {
-                    counts,
-                    dead_letters,
-                    examples,
-                    end_of_file,
-                    held,
-                    front,
-                } = chunk.payload;
-                ChunkCommit {
-                    file: chunk.file,
-                    index: chunk.index,
-                    last_line: chunk.last_line,
-                    end_of_file,
-                    counts: delivered_counts(counts, &held),
-                    dead_letters,
-                    examples,
-                    held,
-                    front,
-                }
+            .map(|chunk| ChunkCommit {
+                file: chunk.file,
+                index: chunk.index,
+                last_line: chunk.last_line,
+                writes: Pending {
+                    counts: delivered_counts(chunk.payload.counts, &chunk.payload.held),
+                    ..chunk.payload
+                },
             })
             .collect();
         state.commit(&done, &late)?;

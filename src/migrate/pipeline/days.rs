@@ -21,12 +21,12 @@ use super::{Batch, EventOrigin};
 
 /// Open day batches at most (the front's day and the day before; a few more while the front
 /// jumps).
-pub(super) const OPEN_DAYS: usize = 4;
+const OPEN_DAYS: usize = 4;
 
 /// Chunks an open batch may wait for more rows of its day: a file's watermark cannot pass a
 /// chunk whose events wait in an open batch, and what lies past the watermark is sent again
 /// after a crash, so an open batch goes once this many chunks came after its first row.
-pub(super) const STALE_AFTER_CHUNKS: u64 = 2;
+const STALE_AFTER_CHUNKS: u64 = 2;
 
 /// The main pass's front: the newest event day seen so far — not later than the day after
 /// `today`, so that one row with a clock far in the future (year 2099) cannot make the rest
@@ -108,10 +108,15 @@ pub(super) struct Limits {
 
 impl Limits {
     /// Whether a row of `events` events and `bytes` bytes must wait for another request than
-    /// `batch`.
-    fn overflows(&self, batch: &Batch, events: usize, bytes: usize) -> bool {
-        !batch.origins.is_empty()
-            && (batch.origins.len() + events > self.events || batch.bytes + bytes > self.bytes)
+    /// a batch holding `(had_events, had_bytes)`: the one rule of when a request is full, for
+    /// the batches sent and the dry run's count alike.
+    fn overflows(
+        &self,
+        (had_events, had_bytes): (usize, usize),
+        events: usize,
+        bytes: usize,
+    ) -> bool {
+        had_events > 0 && (had_events + events > self.events || had_bytes + bytes > self.bytes)
     }
 }
 
@@ -144,7 +149,7 @@ impl DayBatches {
         }
         let bytes = row_bytes(events.iter().map(|(event, _)| event));
         if let Some((_, batch)) = self.open.get(day)
-            && self.limits.overflows(batch, events.len(), bytes)
+            && self.limits.overflows(batch.fill(), events.len(), bytes)
         {
             ready.push(self.open.remove(day).expect("open").1);
         }
@@ -193,7 +198,6 @@ impl DayBatches {
 
 /// The batches of the late pass: rows come day by day, oldest first; one day per request.
 pub(super) struct LateBatches {
-    day: Option<Arc<str>>,
     batch: Batch,
     limits: Limits,
 }
@@ -201,7 +205,6 @@ pub(super) struct LateBatches {
 impl LateBatches {
     pub(super) fn new(limits: Limits) -> LateBatches {
         LateBatches {
-            day: None,
             batch: Batch::empty(),
             limits,
         }
@@ -215,11 +218,18 @@ impl LateBatches {
         ready: &mut Vec<Batch>,
     ) {
         let bytes = row_bytes(events.iter().map(|(event, _)| event));
-        let other_day = self.day.as_ref().is_some_and(|open| open != day);
-        if other_day || self.limits.overflows(&self.batch, events.len(), bytes) {
+        let other_day = self
+            .batch
+            .origins
+            .first()
+            .is_some_and(|open| open.day != *day);
+        if other_day
+            || self
+                .limits
+                .overflows(self.batch.fill(), events.len(), bytes)
+        {
             self.close(ready);
         }
-        self.day = Some(day.clone());
         self.batch.push_row(events, bytes);
     }
 
@@ -237,13 +247,13 @@ impl LateBatches {
 pub(super) struct LateCount {
     /// day → (events, bytes) of the batch being filled.
     open: BTreeMap<String, (usize, usize)>,
-    pub(super) batches: u64,
+    batches: u64,
 }
 
 impl LateCount {
     pub(super) fn add_row(&mut self, day: &str, events: usize, bytes: usize, limits: Limits) {
         let open = self.open.entry(day.to_owned()).or_default();
-        if open.0 > 0 && (open.0 + events > limits.events || open.1 + bytes > limits.bytes) {
+        if limits.overflows(*open, events, bytes) {
             self.batches += 1;
             *open = (0, 0);
         }
@@ -264,20 +274,18 @@ mod tests {
 
     fn row(day: &str, line: u64, events: usize) -> (Arc<str>, Vec<(String, EventOrigin)>) {
         let day: Arc<str> = day.into();
-        let events = (0..events)
-            .map(|index| {
-                (
-                    format!("{{\"e\":{line}{index}}}"),
-                    EventOrigin {
-                        source: Source::Chunk { file: 1, chunk: 0 },
-                        line,
-                        day: day.clone(),
-                        name: "f".into(),
-                        row: Arc::new(Vec::new()),
-                    },
-                )
-            })
-            .collect();
+        let events = EventOrigin {
+            source: Source::Chunk { file: 1, chunk: 0 },
+            line,
+            day: day.clone(),
+            name: "f".into(),
+            row: Arc::new(Vec::new()),
+        }
+        .tag(
+            (0..events)
+                .map(|index| format!("{{\"e\":{line}{index}}}"))
+                .collect(),
+        );
         (day, events)
     }
 

@@ -54,8 +54,8 @@ pub(super) fn drain(
         let identities = MigrateError::Identities;
         let mut store = Store::open(&options.state_dir.join(super::super::state::DATABASE))
             .map_err(identities)?;
-        store.release(options.project_mode()).map_err(identities)?;
-        signals.new_records.notify_one();
+        posthog_identity_sidecar::sender::release(&mut store, &signals, options.project_mode())
+            .map_err(identities)?;
         loop {
             let counts = store.counts().map_err(identities)?;
             if counts.waiting() == 0 {

@@ -16,6 +16,10 @@ const PAGE: usize = 500;
 /// The late pass on `state` (after a main pass that did not stop): its own senders and
 /// committer; the state once every held row it could send is recorded.
 pub(super) fn late_pass(pass: &Pass, state: State) -> Result<State, MigrateError> {
+    // The held events go now: the progress line stops calling them held for the end.
+    pass.counters
+        .held
+        .store(0, std::sync::atomic::Ordering::Relaxed);
     let (deliveries, batch_tx, commit_tx) = Deliveries::start(pass, Some(state));
     // Deliveries alone complete held rows: nothing is registered.
     drop(commit_tx);
@@ -54,28 +58,21 @@ fn send_held(
         let Some(last) = page.last() else {
             break;
         };
-        cursor = Some(last.clone());
+        cursor = Some(last.cursor());
         for held in page {
             rows += 1;
             let day: Arc<str> = held.day.into();
-            let (name, row): (Arc<str>, Arc<Vec<u8>>) = (held.name.into(), Arc::new(held.row));
-            let events = held
-                .events
-                .into_iter()
-                .map(|event| {
-                    let origin = EventOrigin {
-                        source: Source::Held {
-                            id: held.id,
-                            file: held.file,
-                        },
-                        line: held.line,
-                        day: day.clone(),
-                        name: name.clone(),
-                        row: row.clone(),
-                    };
-                    (event, origin)
-                })
-                .collect();
+            let events = EventOrigin {
+                source: Source::Held {
+                    id: held.id,
+                    file: held.file,
+                },
+                line: held.line,
+                day: day.clone(),
+                name: held.name.into(),
+                row: Arc::new(held.row),
+            }
+            .tag(held.events);
             open.add_row(&day, events, &mut ready);
         }
         if !super::assemble::send(&mut ready, &batches) {

@@ -40,7 +40,7 @@ use posthog_identity_sidecar::store::Store;
 use tokio::sync::watch;
 
 use super::progress::{LiveCounts, Progress};
-use super::state::{Example, HeldRow, State};
+use super::state::{Example, State};
 use super::summary::MigrationSummary;
 use super::tracker::FileId;
 use super::{MigrateError, MigrateOptions, Stop};
@@ -107,25 +107,26 @@ struct MappedChunk {
 }
 
 /// What the committer must write with a chunk once it is done.
-#[derive(Default)]
-struct Pending {
-    counts: DayCounts,
-    dead_letters: Vec<(u64, String)>,
-    examples: Vec<Example>,
-    end_of_file: bool,
-    /// Rows held for the late pass.
-    held: Vec<HeldRow>,
-    /// The main pass's front after the chunk.
-    front: Option<String>,
-}
+type Pending = super::state::ChunkWrites;
 
 /// Where an event of a batch came from.
+#[derive(Clone)]
 struct EventOrigin {
     source: Source,
     line: u64,
     day: Arc<str>,
     name: Arc<str>,
     row: Arc<Vec<u8>>,
+}
+
+impl EventOrigin {
+    /// A row's events, each with this origin.
+    fn tag(self, events: Vec<String>) -> Vec<(String, EventOrigin)> {
+        events
+            .into_iter()
+            .map(|event| (event, self.clone()))
+            .collect()
+    }
 }
 
 /// Which pass an event is sent in, and what its delivery completes.
@@ -151,6 +152,11 @@ impl Batch {
             origins: Vec::new(),
             bytes: 0,
         }
+    }
+
+    /// What the batch holds: (events, bytes).
+    fn fill(&self) -> (usize, usize) {
+        (self.origins.len(), self.bytes)
     }
 
     /// Adds one row's events (`bytes` long in all).
@@ -426,8 +432,8 @@ fn main_pass(
 
 /// The PostHog client of the event senders, with this run's limits.
 fn client(options: &MigrateOptions, counters: &LiveCounts) -> Result<Client, MigrateError> {
-    let mut client = Client::new(&options.host, &options.api_key, options.rate.0)
-        .map_err(MigrateError::Client)?;
+    let mut client =
+        Client::new(&options.host, &options.api_key, options.rate).map_err(MigrateError::Client)?;
     client.initial_backoff = options.initial_backoff;
     client.max_backoff = options.max_backoff;
     client.retries = counters.retries.clone();

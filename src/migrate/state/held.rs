@@ -46,6 +46,25 @@ pub struct LateRow {
     pub events: Vec<String>,
 }
 
+/// Where a page of held rows ends: the next page begins after this (day, file, line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateCursor {
+    day: String,
+    file: i64,
+    line: u64,
+}
+
+impl LateRow {
+    /// The place of this row in the late pass's order.
+    pub fn cursor(&self) -> LateCursor {
+        LateCursor {
+            day: self.day.clone(),
+            file: self.file,
+            line: self.line,
+        }
+    }
+}
+
 /// What the late pass finished: held rows delivered (or their events dead-lettered).
 #[derive(Debug, Clone, Default)]
 pub struct LateCommit {
@@ -122,11 +141,11 @@ impl State {
     /// them: export order) and lines.
     pub fn late_rows(
         &self,
-        after: Option<&LateRow>,
+        after: Option<&LateCursor>,
         limit: usize,
     ) -> Result<Vec<LateRow>, StateError> {
         let (day, file, line) = match after {
-            Some(row) => (row.day.as_str(), row.file, row.line as i64),
+            Some(cursor) => (cursor.day.as_str(), cursor.file, cursor.line as i64),
             None => ("", i64::MIN, i64::MIN),
         };
         let mut statement = self
@@ -208,7 +227,7 @@ fn decode(payload: &[u8]) -> std::io::Result<(Vec<u8>, Vec<String>)> {
 mod tests {
     use super::*;
     use crate::counts::Metric;
-    use crate::migrate::state::ChunkCommit;
+    use crate::migrate::state::{ChunkCommit, ChunkWrites};
 
     #[test]
     fn held_rows_come_back_day_by_day_and_leave_once_done() {
@@ -227,12 +246,15 @@ mod tests {
         let chunk = ChunkCommit {
             file: file.id,
             last_line: 3,
-            held: vec![
-                held("2024-01-05", 1),
-                held("2024-01-02", 2),
-                held("2024-01-05", 3),
-            ],
-            front: Some("2024-01-09".to_owned()),
+            writes: ChunkWrites {
+                held: vec![
+                    held("2024-01-05", 1),
+                    held("2024-01-02", 2),
+                    held("2024-01-05", 3),
+                ],
+                front: Some("2024-01-09".to_owned()),
+                ..ChunkWrites::default()
+            },
             ..ChunkCommit::default()
         };
         state
@@ -255,7 +277,7 @@ mod tests {
         assert_eq!(first[0].row, b"{\"line\":2}");
         assert_eq!(first[0].events, ["{\"uuid\":\"2a\"}", "{\"uuid\":\"2b\"}"]);
         assert_eq!(first[0].name, "export/a.json.gz");
-        let rest = state.late_rows(Some(&first[1]), 10).expect("rows");
+        let rest = state.late_rows(Some(&first[1].cursor()), 10).expect("rows");
         assert_eq!(rest.len(), 1);
         let mut counts = DayCounts::new();
         counts.insert(("2024-01-02".into(), Metric::Delivered, String::new()), 2);

@@ -17,7 +17,7 @@ mod writes;
 
 pub use example::{EXAMPLE_BYTES, Example};
 pub use held::{HeldRow, LateCommit, LateRow};
-pub use records::ChunkCommit;
+pub use records::{ChunkCommit, ChunkWrites};
 pub use source_key::SourceKey;
 
 /// The database file under the state directory.
@@ -85,12 +85,17 @@ pub struct FileRecord {
     pub problem: Option<String>,
 }
 
-/// A connection with the state's settings.
-fn connect(path: &Path) -> Result<Connection, StateError> {
-    let fail = |source| StateError::Database {
+/// The state's database error at `path`, keeping SQLite's cause.
+fn database_error(path: &Path) -> impl Fn(rusqlite::Error) -> StateError + Copy + '_ {
+    move |source| StateError::Database {
         path: path.to_path_buf(),
         source,
-    };
+    }
+}
+
+/// A connection with the state's settings.
+fn connect(path: &Path) -> Result<Connection, StateError> {
+    let fail = database_error(path);
     let connection = Connection::open(path).map_err(fail)?;
     connection
         .pragma_update(None, "journal_mode", "WAL")
@@ -116,10 +121,7 @@ fn create(path: &Path) -> Result<(), StateError> {
         name.push(leftover);
         let _ = std::fs::remove_file(name);
     }
-    let fail = |source| StateError::Database {
-        path: fresh.clone(),
-        source,
-    };
+    let fail = database_error(&fresh);
     {
         let connection = connect(&fresh)?;
         connection
@@ -207,11 +209,7 @@ impl State {
 
     /// Brings the schema up to date (`migrate_meta.schema` says how far it is).
     fn apply_schema(&mut self) -> Result<(), StateError> {
-        let path = self.path.clone();
-        let fail = |source| StateError::Database {
-            path: path.clone(),
-            source,
-        };
+        let fail = database_error(&self.path);
         let applied: usize = self
             .connection
             .query_row(
@@ -244,10 +242,7 @@ impl State {
     }
 
     fn fail(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
-        |source| StateError::Database {
-            path: self.path.clone(),
-            source,
-        }
+        database_error(&self.path)
     }
 
     /// The file `source`, registered with its size and fingerprint if it is new.

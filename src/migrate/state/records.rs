@@ -14,6 +14,13 @@ pub struct ChunkCommit {
     pub file: i64,
     pub index: u64,
     pub last_line: u64,
+    pub writes: ChunkWrites,
+}
+
+/// What is written with a chunk once it is done (the main pass gathers it while the chunk's
+/// events are in flight).
+#[derive(Debug, Clone, Default)]
+pub struct ChunkWrites {
     pub end_of_file: bool,
     pub counts: DayCounts,
     /// (line, record): dead letters in the project's one shape.
@@ -33,11 +40,7 @@ impl State {
         if chunks.is_empty() && late.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let fail = |source| StateError::Database {
-            path: path.clone(),
-            source,
-        };
+        let fail = super::database_error(&self.path);
         let transaction = self.connection.transaction().map_err(fail)?;
         for chunk in chunks {
             write_chunk(&transaction, chunk).map_err(fail)?;
@@ -130,17 +133,17 @@ fn write_chunk(transaction: &Transaction, chunk: &ChunkCommit) -> rusqlite::Resu
             chunk.file,
             chunk.last_line as i64,
             (chunk.index + 1) as i64,
-            chunk.end_of_file
+            chunk.writes.end_of_file
         ])?;
-    add_counts(transaction, &chunk.counts)?;
-    for item in &chunk.examples {
+    add_counts(transaction, &chunk.writes.counts)?;
+    for item in &chunk.writes.examples {
         add_example(transaction, item)?;
     }
-    for (seq, (line, record)) in chunk.dead_letters.iter().enumerate() {
+    for (seq, (line, record)) in chunk.writes.dead_letters.iter().enumerate() {
         add_dead_letter(transaction, chunk.file, *line, seq as u64, record)?;
     }
-    super::held::hold(transaction, chunk.file, &chunk.held)?;
-    if let Some(front) = &chunk.front {
+    super::held::hold(transaction, chunk.file, &chunk.writes.held)?;
+    if let Some(front) = &chunk.writes.front {
         // The newest day the main pass has seen (days compare as text: YYYY-MM-DD).
         transaction
             .prepare_cached(
@@ -179,17 +182,19 @@ mod tests {
             file: file.id,
             index: 0,
             last_line: 3,
-            end_of_file: false,
-            counts: counts.clone(),
-            dead_letters: vec![(2, "{\"message\":\"x\"}".into())],
-            examples: vec![Example::new(
-                "rejected",
-                "bad_timestamp",
-                "export/a.json.gz",
-                2,
-                b"{\"message\":\"x\"}",
-            )],
-            ..ChunkCommit::default()
+            writes: ChunkWrites {
+                end_of_file: false,
+                counts: counts.clone(),
+                dead_letters: vec![(2, "{\"message\":\"x\"}".into())],
+                examples: vec![Example::new(
+                    "rejected",
+                    "bad_timestamp",
+                    "export/a.json.gz",
+                    2,
+                    b"{\"message\":\"x\"}",
+                )],
+                ..ChunkWrites::default()
+            },
         };
         state
             .commit(std::slice::from_ref(&chunk), &LateCommit::default())
@@ -200,9 +205,12 @@ mod tests {
                 &[ChunkCommit {
                     index: 1,
                     last_line: 5,
-                    end_of_file: true,
-                    dead_letters: Vec::new(),
-                    examples: vec![Example::new("rejected", "bad_timestamp", "b", 9, b"later")],
+                    writes: ChunkWrites {
+                        end_of_file: true,
+                        dead_letters: Vec::new(),
+                        examples: vec![Example::new("rejected", "bad_timestamp", "b", 9, b"later")],
+                        ..chunk.writes
+                    },
                     ..chunk
                 }],
                 &LateCommit::default(),
