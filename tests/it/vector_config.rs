@@ -408,56 +408,125 @@ fn the_identity_sidecar_is_fed_with_acknowledgements_on_loopback() {
     );
 }
 
+/// Runs vector.toml's `posthog_day` remap on one event: the day it puts in metadata, and the
+/// event as it leaves.
+fn posthog_day(event: serde_json::Value) -> (Option<String>, serde_json::Value) {
+    use vrl::compiler::{TargetValue, TimeZone};
+    use vrl::value::{ObjectMap, Value as VrlValue};
+    let source = string(&config(), "transforms.posthog_day.source").to_owned();
+    let program = VrlProgram::compile(&source).expect("compiles");
+    assert!(program.warnings().is_empty(), "{:?}", program.warnings());
+    let mut target = TargetValue {
+        value: VrlValue::from(event),
+        metadata: VrlValue::Object(ObjectMap::new()),
+        secrets: Default::default(),
+    };
+    vrl::compiler::runtime::Runtime::default()
+        .resolve(
+            &mut target,
+            program.program(),
+            &TimeZone::Named(chrono_tz::UTC),
+        )
+        .expect("infallible");
+    let day = target
+        .metadata
+        .as_object()
+        .and_then(|metadata| metadata.get("amplitude_posthog"))
+        .and_then(VrlValue::as_object)
+        .and_then(|ours| ours.get("day"))
+        .map(|day| day.to_string_lossy().into_owned());
+    let body = serde_json::to_value(&target.value).expect("JSON");
+    (day, body)
+}
+
 /// One UTC day per request: the sink's batches are partitioned by a header rendered from the
 /// day `posthog_day` puts in metadata, for every event, whatever its timestamp.
 #[test]
 fn the_posthog_sink_sends_one_utc_day_per_request() {
-    use vrl::compiler::{TargetValue, TimeZone};
-    use vrl::value::{ObjectMap, Value as VrlValue};
     let config = config();
     assert_eq!(
         string(&config, "sinks.posthog.request.headers.X-Amplitude-Day"),
         "utc-day-{{ %amplitude_posthog.day }}"
     );
-    let source = string(&config, "transforms.posthog_day.source");
-    let program = VrlProgram::compile(source).expect("compiles");
-    assert!(program.warnings().is_empty(), "{:?}", program.warnings());
-    let day_of = |event: serde_json::Value| {
-        let mut target = TargetValue {
-            value: VrlValue::from(event),
-            metadata: VrlValue::Object(ObjectMap::new()),
-            secrets: Default::default(),
-        };
-        vrl::compiler::runtime::Runtime::default()
-            .resolve(
-                &mut target,
-                program.program(),
-                &TimeZone::Named(chrono_tz::UTC),
-            )
-            .expect("infallible");
-        let day = target
-            .metadata
-            .as_object()
-            .and_then(|metadata| metadata.get("amplitude_posthog"))
-            .and_then(VrlValue::as_object)
-            .and_then(|ours| ours.get("day"))
-            .map(|day| day.to_string_lossy().into_owned());
-        (day, target.value)
-    };
-    let event =
-        serde_json::json!({"event": "x", "timestamp": "2024-01-05T23:59:59.999Z", "uuid": "u"});
-    let (day, body) = day_of(event.clone());
+    let event = serde_json::json!({"event": "x", "timestamp": "2024-01-05T23:59:59.999Z", "uuid": "u", "properties": {"$set": {"plan": "pro"}}});
+    let (day, body) = posthog_day(event.clone());
     assert_eq!(day.as_deref(), Some("2024-01-05"));
-    assert_eq!(body, VrlValue::from(event), "the body is left as it is");
+    assert_eq!(
+        body, event,
+        "the body is left as it is (not a live project: AMPLITUDE_POSTHOG_LIVE_PROJECT unset)"
+    );
     // Never without a day: a partition key that cannot render drops the event.
     assert_eq!(
-        day_of(serde_json::json!({"event": "x"})).0.as_deref(),
+        posthog_day(serde_json::json!({"event": "x"})).0.as_deref(),
         Some("unknown")
     );
     assert_eq!(
-        day_of(serde_json::json!({"event": "x", "timestamp": 5}))
+        posthog_day(serde_json::json!({"event": "x", "timestamp": 5}))
             .0
             .as_deref(),
         Some("unknown")
+    );
+}
+
+/// `--live-project` through Vector: with `AMPLITUDE_POSTHOG_LIVE_PROJECT=true` in Vector's
+/// environment (what `migrate --engine vector --live-project` sets), `posthog_day` strips every
+/// event exactly as the embedded engine does (`without_person_properties`). The check runs in
+/// a child process of this test binary, so the variable is set before any thread starts.
+#[test]
+fn in_a_live_project_posthog_day_strips_what_the_embedded_engine_strips() {
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "vector_config::live_project_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("AMPLITUDE_POSTHOG_LIVE_PROJECT", "true")
+        .output()
+        .expect("the child runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("1 passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The child of the test above (run only by it: it needs the variable in its environment).
+#[test]
+#[ignore = "run by in_a_live_project_posthog_day_strips_what_the_embedded_engine_strips"]
+fn live_project_child() {
+    assert_eq!(
+        std::env::var("AMPLITUDE_POSTHOG_LIVE_PROJECT").as_deref(),
+        Ok("true")
+    );
+    let generated = amplitude_posthog::generator::Generator::new(
+        amplitude_posthog::generator::GeneratorConfig {
+            rows: 2_000,
+            seed: 5,
+            broken_share: 0.0,
+            ..Default::default()
+        },
+    );
+    let mut stripped = 0;
+    for row in generated {
+        let amplitude_posthog::MappingOutcome::Events(events) =
+            amplitude_posthog_transform::map_line(&row.line)
+        else {
+            continue;
+        };
+        for event in events {
+            let expected: serde_json::Value = serde_json::from_str(
+                &amplitude_posthog_transform::without_person_properties(event.clone()),
+            )
+            .expect("JSON");
+            let (_, body) = posthog_day(serde_json::from_str(&event).expect("JSON"));
+            stripped += usize::from(event.contains("\"$set"));
+            assert_eq!(body, expected);
+        }
+    }
+    assert!(
+        stripped > 500,
+        "{stripped} events carried person properties"
     );
 }
