@@ -530,3 +530,31 @@ fn live_project_child() {
         "{stripped} events carried person properties"
     );
 }
+
+/// No inline VRL of vector.toml holds what Vector's environment interpolation would replace
+/// (`$NAME` or `${NAME}`, src/config/vars.rs), so it means the same with interpolation on.
+#[test]
+fn no_inline_vrl_is_changed_by_environment_interpolation() {
+    let config = config();
+    let transforms = config["transforms"].as_table().expect("transforms");
+    let mut checked = 0;
+    for (id, transform) in transforms {
+        if let Some(source) = transform.get("source").and_then(toml::Value::as_str) {
+            checked += 1;
+            let bytes = source.as_bytes();
+            for (at, byte) in bytes.iter().enumerate() {
+                let next = bytes.get(at + 1).copied().unwrap_or(b' ');
+                assert!(
+                    *byte != b'$'
+                        || !(next.is_ascii_alphanumeric()
+                            || next == b'_'
+                            || next == b'{'
+                            || next == b'$'),
+                    "transforms.{id}.source: {}",
+                    &source[at..(at + 20).min(source.len())]
+                );
+            }
+        }
+    }
+    assert!(checked > 0);
+}
