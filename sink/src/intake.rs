@@ -140,7 +140,7 @@ async fn records(
     if result.new_aliases + result.changed_groups > 0 {
         state.signals.new_records.notify_one();
     }
-    Ok(axum::Json(json!({"new_aliases": result.new_aliases, "new_conflicts": result.new_conflicts, "changed_groups": result.changed_groups, "changed_person_values": result.changed_person_values})).into_response())
+    Ok(axum::Json(json!({"new_aliases": result.new_aliases, "new_conflicts": result.new_conflicts, "changed_groups": result.changed_groups, "changed_persons": result.changed_persons})).into_response())
 }
 
 async fn status(State(state): State<IntakeState>) -> Result<Response, IntakeError> {

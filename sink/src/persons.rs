@@ -36,24 +36,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// The column value in the store.
-    pub fn code(self) -> i64 {
-        match self {
-            Operation::Set => 0,
-            Operation::SetOnce => 1,
-        }
-    }
-
-    pub fn from_code(code: i64) -> Option<Operation> {
-        match code {
-            0 => Some(Operation::Set),
-            1 => Some(Operation::SetOnce),
-            _ => None,
-        }
-    }
-
-    /// Whether `(timestamp, value)` replaces the kept `(kept_timestamp, kept_value)`. The
-    /// store's upsert applies the same comparison in SQL (row values compare the same way).
+    /// Whether `(timestamp, value)` replaces the kept `(kept_timestamp, kept_value)`.
     pub fn replaces(self, candidate: (&str, &str), kept: (&str, &str)) -> bool {
         let order = candidate.cmp(&kept);
         match self {
@@ -63,8 +46,9 @@ impl Operation {
     }
 }
 
-/// One person's values by event time: key → (timestamp, JSON text of the value).
-#[derive(Debug, Default, Clone, PartialEq)]
+/// One person's values by event time: key → (timestamp, JSON text of the value). The store
+/// keeps one per distinct id, as JSON ([`PersonFold::to_json`]).
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PersonFold {
     set: BTreeMap<String, (String, String)>,
     set_once: BTreeMap<String, (String, String)>,
@@ -73,30 +57,55 @@ pub struct PersonFold {
 }
 
 impl PersonFold {
-    /// Adds one key's value as of `timestamp`.
-    pub fn add(&mut self, operation: Operation, key: &str, timestamp: &str, value: &str) {
+    /// Adds one key's value as of `timestamp`; whether it changed what is kept.
+    pub fn add(&mut self, operation: Operation, key: &str, timestamp: &str, value: &str) -> bool {
         let keys = match operation {
             Operation::Set => &mut self.set,
             Operation::SetOnce => &mut self.set_once,
         };
-        match keys.get_mut(key) {
+        let changed = match keys.get_mut(key) {
             Some(kept) => {
-                if operation.replaces((timestamp, value), (&kept.0, &kept.1)) {
+                let newer = operation.replaces((timestamp, value), (&kept.0, &kept.1));
+                if newer {
                     *kept = (timestamp.to_owned(), value.to_owned());
                 }
+                newer
             }
             None => {
                 keys.insert(key.to_owned(), (timestamp.to_owned(), value.to_owned()));
+                true
             }
-        }
-        self.saw(timestamp);
+        };
+        self.saw(timestamp) || changed
     }
 
-    /// Records an event time of the person.
-    pub fn saw(&mut self, timestamp: &str) {
-        if timestamp > self.newest.as_str() {
+    /// Records an event time of the person; whether it is its newest so far.
+    pub fn saw(&mut self, timestamp: &str) -> bool {
+        let newer = timestamp > self.newest.as_str();
+        if newer {
             self.newest = timestamp.to_owned();
         }
+        newer
+    }
+
+    /// Folds `other` (the same person's values from other rows) in; whether anything changed.
+    pub fn merge(&mut self, other: &PersonFold) -> bool {
+        let mut changed = self.saw(&other.newest);
+        for (operation, key, at, value) in other.entries() {
+            changed |= self.add(operation, key, at, value);
+        }
+        changed
+    }
+
+    /// The fold as the store keeps it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A fold the store kept (an unreadable one reads as empty: it can only have been written
+    /// by [`PersonFold::to_json`]).
+    pub fn from_json(text: &str) -> PersonFold {
+        serde_json::from_str(text).unwrap_or_default()
     }
 
     /// Adds one row's snapshot.

@@ -15,7 +15,7 @@ use sha1::{Digest, Sha1};
 
 use amplitude_posthog_transform::uuid_v5;
 
-use crate::persons::{Operation, PersonFold, ProjectMode, update_uuid};
+use crate::persons::{PersonFold, ProjectMode, update_uuid};
 use crate::records::RecordBatch;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -50,18 +50,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX groups_pending ON groups (status) WHERE status = 0;
      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
      CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;",
-    // 2: persons by event time: per distinct id and key the winning value (operation 0: the
-    // newest `$set`, 1: the oldest `$set_once`), each distinct id's newest event time, and the
-    // outbox of final updates, one per person (its final distinct id).
-    "CREATE TABLE person_properties (
-        distinct_id TEXT NOT NULL,
-        operation INTEGER NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        seen_at TEXT NOT NULL,
-        PRIMARY KEY (distinct_id, operation, key)
-     ) WITHOUT ROWID;
-     CREATE TABLE persons (distinct_id TEXT PRIMARY KEY, newest TEXT NOT NULL) WITHOUT ROWID;
+    // 2: persons by event time: per distinct id, its values by event time (a `PersonFold` as
+    // JSON: per key the newest `$set` and the oldest `$set_once` value, and the newest event
+    // time), and the outbox of final updates, one per person (its final distinct id).
+    "CREATE TABLE persons (distinct_id TEXT PRIMARY KEY, fold TEXT NOT NULL) WITHOUT ROWID;
      CREATE TABLE person_updates (
         person TEXT PRIMARY KEY,
         properties TEXT NOT NULL,
@@ -86,8 +78,8 @@ pub struct IntakeResult {
     pub new_aliases: u64,
     pub new_conflicts: u64,
     pub changed_groups: u64,
-    /// Person values (a key of a distinct id) the batch added or replaced.
-    pub changed_person_values: u64,
+    /// Distinct ids whose values by event time the batch changed.
+    pub changed_persons: u64,
 }
 
 /// What a release worked out.
@@ -240,9 +232,9 @@ impl Store {
                     changed_links += links.add(pair, &mut result)?;
                 }
             }
-            result.changed_person_values = ingest_persons(&transaction, batch)?;
+            result.changed_persons = ingest_persons(&transaction, batch)?;
             // Aliases or person values changed: the store waits for a release again.
-            if changed_links + result.changed_person_values > 0 {
+            if changed_links + result.changed_persons > 0 {
                 set_state(&transaction, "released", None)?;
             }
             let mut group_hash = transaction.prepare_cached(
@@ -350,17 +342,14 @@ impl Store {
                    uuid = excluded.uuid, status = 0, error = NULL
                  WHERE uuid != excluded.uuid OR status = 3",
             )?;
-            // Each value under its person: a device aliased to a user (an alias PostHog did
-            // not refuse) belongs to the user's person. Operation 2 carries the newest time.
-            let mut values = transaction.prepare(
-                "SELECT coalesce(a.user_id, p.distinct_id), p.operation, p.key, p.value, p.seen_at
-                   FROM person_properties p LEFT JOIN aliases a ON a.device_id = p.distinct_id AND a.status != 2
-                 UNION ALL
-                 SELECT coalesce(a.user_id, n.distinct_id), 2, '', '', n.newest
-                   FROM persons n LEFT JOIN aliases a ON a.device_id = n.distinct_id AND a.status != 2
+            // Each distinct id's values under its person: a device aliased to a user (an alias
+            // PostHog did not refuse) belongs to the user's person.
+            let mut folds = transaction.prepare(
+                "SELECT coalesce(a.user_id, p.distinct_id), p.fold
+                   FROM persons p LEFT JOIN aliases a ON a.device_id = p.distinct_id AND a.status != 2
                  ORDER BY 1",
             )?;
-            let mut rows = values.query([])?;
+            let mut rows = folds.query([])?;
             let mut current: Option<(String, PersonFold)> = None;
             let mut finish = |person: String, fold: PersonFold| -> rusqlite::Result<()> {
                 if fold.is_empty() {
@@ -382,16 +371,7 @@ impl Store {
                     finish(done, fold)?;
                 }
                 let (_, fold) = current.get_or_insert_with(|| (person, PersonFold::default()));
-                let at: String = row.get(4)?;
-                match Operation::from_code(row.get(1)?) {
-                    Some(operation) => fold.add(
-                        operation,
-                        &row.get::<_, String>(2)?,
-                        &at,
-                        &row.get::<_, String>(3)?,
-                    ),
-                    None => fold.saw(&at),
-                }
+                fold.merge(&PersonFold::from_json(&row.get::<_, String>(1)?));
             }
             if let Some((done, fold)) = current.take() {
                 finish(done, fold)?;
@@ -700,8 +680,9 @@ impl<'t> Links<'t> {
     }
 }
 
-/// Folds a batch's person snapshots per distinct id in memory, then keeps each key's winning
-/// value by the same rule in SQL ([`Operation::replaces`]); how many values changed.
+/// Folds a batch's person snapshots per distinct id in memory, then into each distinct id's
+/// kept fold (one read and at most one write per distinct id and batch); how many distinct
+/// ids changed.
 fn ingest_persons(connection: &Connection, batch: &RecordBatch) -> rusqlite::Result<u64> {
     if batch.persons.is_empty() {
         return Ok(0);
@@ -713,22 +694,28 @@ fn ingest_persons(connection: &Connection, batch: &RecordBatch) -> rusqlite::Res
             .or_default()
             .add_snapshot(&snapshot.set, &snapshot.set_once, &snapshot.timestamp);
     }
-    let mut newest = connection.prepare_cached(
-        "INSERT INTO persons (distinct_id, newest) VALUES (?1, ?2)
-         ON CONFLICT (distinct_id) DO UPDATE SET newest = excluded.newest WHERE excluded.newest > newest",
-    )?;
-    let mut value = connection.prepare_cached(
-        "INSERT INTO person_properties (distinct_id, operation, key, value, seen_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (distinct_id, operation, key) DO UPDATE SET value = excluded.value, seen_at = excluded.seen_at
-         WHERE (operation = 0 AND (excluded.seen_at, excluded.value) > (seen_at, value))
-            OR (operation = 1 AND (excluded.seen_at, excluded.value) < (seen_at, value))",
+    let mut kept = connection.prepare_cached("SELECT fold FROM persons WHERE distinct_id = ?1")?;
+    let mut write = connection.prepare_cached(
+        "INSERT INTO persons (distinct_id, fold) VALUES (?1, ?2)
+         ON CONFLICT (distinct_id) DO UPDATE SET fold = excluded.fold",
     )?;
     let mut changed = 0;
     for (distinct_id, fold) in folds {
-        newest.execute(params![distinct_id, fold.newest()])?;
-        for (operation, key, at, text) in fold.entries() {
-            changed += value.execute(params![distinct_id, operation.code(), key, text, at])? as u64;
-        }
+        let stored: Option<String> = kept
+            .query_row(params![distinct_id], |row| row.get(0))
+            .optional()?;
+        let fold = match stored {
+            Some(text) => {
+                let mut merged = PersonFold::from_json(&text);
+                if !merged.merge(&fold) {
+                    continue;
+                }
+                merged
+            }
+            None => fold,
+        };
+        write.execute(params![distinct_id, fold.to_json()])?;
+        changed += 1;
     }
     Ok(changed)
 }
